@@ -1,0 +1,200 @@
+"""The library entry point: build() runs the whole pipeline for every target profile.
+
+    model -> Source -> reference outputs
+    calibration -> CalibrationSet -> (calibration part, held-out validation part)
+    profile -> formats: convert + quantise -> Artifact -> runtime: run + time -> parity, latency
+    -> BuildReport -> report.json, report.md, report.html, manifest.json
+
+The pipeline talks to formats and runtimes only through their registries.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from . import REPORT_SCHEMA_VERSION, __version__
+from .calibration import CalibrationSet, load_calibration
+from .errors import ConfigError, ConversionError, EdgepackError, InternalError
+from .formats.base import FormatJob, get_format
+from .outdir import StagedOutput
+from .profiles import TargetProfile, resolve_profile
+from .progress import Progress, Silent
+from .report.writers import write_reports
+from .runtimes.base import get_runtime
+from .sources.base import Source, file_sha256, load_source
+from .types import Artifact, ArtifactResult, BuildReport
+from .validate.latency import measure_latency
+from .validate.parity import check_parity
+
+
+def build(
+    model: str | Path,
+    calibration: str | Path,
+    targets: Sequence[str | Path | TargetProfile],
+    out: str | Path,
+    *,
+    progress: Progress | None = None,
+    allow_pickle: bool = False,
+) -> BuildReport:
+    """Build, validate and report every target. Returns the BuildReport; `report.passed` is
+    False when a parity tolerance or budget failed (every file is still written)."""
+    progress = progress or Silent()
+    started = time.perf_counter()
+    started_at = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    profiles = [t if isinstance(t, TargetProfile) else resolve_profile(str(t)) for t in targets]
+    if not profiles:
+        raise ConfigError("no --target given; pick one or more from `edgepack targets`")
+    progress.step(f"loading {model}")
+    source = load_source(str(model), allow_pickle=allow_pickle)
+    progress.step(f"reading calibration data {calibration}")
+    calib = load_calibration(calibration, source.inputs, allow_pickle=allow_pickle)
+
+    staged = StagedOutput(Path(out))
+    with staged as staging, tempfile.TemporaryDirectory(prefix="edgepack-work-") as work:
+        results: list[ArtifactResult] = []
+        reference = _ReferenceCache(source, calib, progress)
+        shared: dict[str, dict] = {}  # per format, across targets
+        for profile in profiles:
+            results += _build_target(profile, source, calib, reference, staging, Path(work), progress, shared)
+        report = BuildReport(
+            schema_version=REPORT_SCHEMA_VERSION,
+            edgepack_version=__version__,
+            model=source.describe(),
+            targets=[p.to_json() for p in profiles],
+            calibration=calib.describe(),
+            results=results,
+            out_dir=Path(out),
+            started_at=started_at,
+            duration_s=round(time.perf_counter() - started, 2),
+        )
+        progress.step("writing reports")
+        write_reports(report, calib, staging)
+        staged.commit()
+    return report
+
+
+class _ReferenceCache:
+    """Source outputs per sample, computed once across all targets."""
+
+    def __init__(self, source: Source, calib: CalibrationSet, progress: Progress):
+        self.source, self.calib, self.progress = source, calib, progress
+        self._cache: dict[int, list[np.ndarray]] = {}
+
+    def outputs(self, indices: list[int]) -> list[list[np.ndarray]]:
+        todo = [i for i in indices if i not in self._cache]
+        if todo:
+            for i in self.progress.track(todo, len(todo), "running the source model"):
+                try:
+                    self._cache[i] = self.source.run(self.calib.samples[i])
+                except EdgepackError:
+                    raise
+                except Exception as exc:
+                    raise ConversionError(
+                        f"{self.source.spec}: the source model failed on {self.calib.origins[i]} ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})"
+                    ) from exc
+        return [self._cache[i] for i in indices]
+
+
+def _build_target(profile, source, calib, reference, staging: Path, work: Path, progress, shared: dict) -> list[ArtifactResult]:
+    cal_idx, val_idx = calib.split(profile.validation.split, profile.validation.max_samples, profile.quantization.calibration_samples)
+    refs = reference.outputs(val_idx)
+    target_dir = staging / profile.name
+    target_dir.mkdir(parents=True, exist_ok=True)
+    results = []
+    for spec in profile.formats:
+        fmt = get_format(spec.name)
+        workdir = work / profile.name / spec.name
+        workdir.mkdir(parents=True, exist_ok=True)
+        job = FormatJob(
+            source=source,
+            precisions=spec.precisions,
+            options=spec.options,
+            quantization=profile.quantization,
+            calibration=[calib.samples[i] for i in cal_idx],
+            workdir=workdir,
+            stem=source.name,
+            progress=_Prefixed(progress, profile.name),
+            shared=shared.setdefault(spec.name, {}),
+        )
+        for artifact in fmt.build(job):
+            results.append(_validate(profile, artifact, source, calib, val_idx, refs, target_dir, staging, progress))
+    return results
+
+
+class _Prefixed:
+    def __init__(self, inner: Progress, prefix: str):
+        self.inner, self.prefix = inner, prefix
+
+    def step(self, message: str) -> None:
+        self.inner.step(f"[{self.prefix}] {message}")
+
+    def track(self, items, total, label):
+        return self.inner.track(items, total, f"[{self.prefix}] {label}")
+
+    def warn(self, message: str) -> None:
+        self.inner.warn(f"[{self.prefix}] {message}")
+
+
+def _move(path: Path, dest_dir: Path) -> Path:
+    dest = dest_dir / path.name
+    shutil.move(str(path), dest)
+    return dest
+
+
+def _validate(profile, artifact: Artifact, source, calib, val_idx, refs, target_dir: Path, staging: Path, progress) -> ArtifactResult:
+    artifact.path = _move(artifact.path, target_dir)
+    artifact.extra_files = [_move(p, target_dir) for p in artifact.extra_files]
+    label = f"[{profile.name}] {artifact.format} {artifact.precision}"
+    runtime = get_runtime(artifact.runtime)
+    session = runtime.open(artifact.path, threads=profile.threads, source_inputs=source.inputs, source_outputs=source.outputs)
+    outs = []
+    for i in progress.track(val_idx, len(val_idx), f"{label}: parity on {len(val_idx)} held-out samples"):
+        try:
+            outs.append(session.run(calib.samples[i]))
+        except EdgepackError:
+            raise
+        except Exception as exc:
+            raise ConversionError(f"{artifact.path.name}: {artifact.runtime} failed on {calib.origins[i]} ({str(exc).splitlines()[0]})") from exc
+    targets = calib.targets[val_idx] if calib.targets is not None else None
+    tol = profile.tolerance_for(artifact.precision)
+    try:
+        parity = check_parity([t.name for t in source.outputs], refs, outs, tol, targets)
+    except ValueError as exc:
+        raise InternalError(f"{artifact.path.name}: {exc}") from exc
+    progress.step(f"{label}: timing {profile.latency.runs} runs on {profile.threads} thread(s)")
+    latency = measure_latency(
+        session,
+        calib.samples[val_idx[0]],
+        warmup=profile.latency.warmup,
+        runs=profile.latency.runs,
+        threads=profile.threads,
+        measured_on=runtime.measured_on,
+        runtime=f"{runtime.name} {runtime.version()}",
+    )
+    size = artifact.path.stat().st_size
+    budget_failures = []
+    b = profile.budgets
+    if b.max_size_mb is not None and size > b.max_size_mb * 1e6:
+        budget_failures.append(f"size {size / 1e6:.3f} MB > budget {b.max_size_mb:g} MB")
+    if b.max_latency_ms is not None and latency is not None and latency.p50_ms > b.max_latency_ms:
+        budget_failures.append(f"{latency.measured_on} p50 {latency.p50_ms:.3f} ms > budget {b.max_latency_ms:g} ms")
+    versions = {"edgepack": __version__, **artifact.tool_versions, runtime.name: runtime.version()}
+    artifact.tool_versions = versions
+    return ArtifactResult(
+        target=profile.name,
+        artifact=artifact,
+        file=str(artifact.path.relative_to(staging)),
+        size_bytes=size,
+        sha256=file_sha256(artifact.path),
+        inputs=session.inputs,
+        outputs=session.outputs,
+        parity=parity,
+        latency=latency,
+        budget_failures=tuple(budget_failures),
+    )

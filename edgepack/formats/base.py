@@ -1,0 +1,80 @@
+"""The format plug-in interface and its registry.
+
+A format turns a Source into artifact files for one runtime, one file per precision.
+The pipeline only talks to this interface; nothing outside a plug-in branches on its name.
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:
+    from ..profiles import QuantSettings
+    from ..progress import Progress
+    from ..sources.base import Source
+    from ..types import Artifact, Sample
+
+
+@dataclass(frozen=True)
+class Option:
+    """One format-specific key that a target profile may set under [formats.NAME]."""
+
+    type: type | tuple[type, ...]
+    default: Any
+    doc: str
+    choices: tuple[Any, ...] | None = None
+
+
+@dataclass
+class FormatJob:
+    source: Source
+    precisions: tuple[str, ...]
+    options: dict[str, Any]
+    quantization: QuantSettings
+    calibration: list[Sample]
+    workdir: Path  # a private folder for this target and format
+    stem: str  # base file name for artifacts
+    progress: Progress
+    shared: dict[str, Any] = field(default_factory=dict)  # lives for the whole build; plug-ins cache here
+
+
+class Format(ABC):
+    name: ClassVar[str]
+    title: ClassVar[str]
+    suffix: ClassVar[str]
+    extra: ClassVar[str]  # the pip extra that installs what it needs
+    precisions: ClassVar[tuple[str, ...]]
+    options: ClassVar[dict[str, Option]] = {}
+
+    @abstractmethod
+    def build(self, job: FormatJob) -> Iterator[Artifact]:
+        """Convert and quantise; yield one Artifact per requested precision."""
+
+
+_FORMATS: dict[str, type[Format]] = {}
+
+
+def register_format(cls: type[Format]) -> type[Format]:
+    if cls.name in _FORMATS:
+        raise RuntimeError(f"format '{cls.name}' registered twice")
+    _FORMATS[cls.name] = cls
+    return cls
+
+
+def formats() -> dict[str, type[Format]]:
+    from . import PLUGINS
+
+    PLUGINS.load()
+    return dict(_FORMATS)
+
+
+def get_format(name: str) -> Format:
+    known = formats()
+    if name not in known:
+        raise KeyError(name)
+    return known[name]()
+
+

@@ -1,0 +1,65 @@
+"""The output folder is written whole or not at all: build in a staging folder beside it,
+then swap it into place. A failed build removes the staging folder and any parents it made."""
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from .errors import ConfigError
+
+MARKER = "report.json"  # an existing folder with this file is a previous edgepack output
+
+
+class StagedOutput:
+    def __init__(self, out: Path):
+        self.out = Path(out)
+        self.staging: Path | None = None
+        self._made_parents: list[Path] = []
+
+    def __enter__(self) -> Path:
+        out = self.out
+        if out.exists() and not out.is_dir():
+            raise ConfigError(f"{out}: --out exists and is a file; choose a folder path")
+        if out.is_dir() and any(out.iterdir()) and not (out / MARKER).is_file():
+            raise ConfigError(f"{out}: --out is a non-empty folder that edgepack did not write; choose a new or empty folder")
+        parent = out.absolute().parent
+        try:
+            missing = []
+            p = parent
+            while not p.exists():
+                missing.append(p)
+                p = p.parent
+            for d in reversed(missing):
+                d.mkdir()
+                self._made_parents.append(d)
+            self.staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=parent))
+        except OSError as exc:
+            self._remove_parents()
+            raise ConfigError(f"{out}: cannot write the output folder ({exc.strerror or exc}); choose a writable --out") from None
+        return self.staging
+
+    def commit(self) -> None:
+        assert self.staging is not None
+        old = None
+        if self.out.exists():
+            old = self.out.with_name(f".{self.out.name}.old-{os.getpid()}")
+            os.replace(self.out, old)
+        os.replace(self.staging, self.out)
+        self.staging = None
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if self.staging is not None:
+            shutil.rmtree(self.staging, ignore_errors=True)
+            self._remove_parents()
+
+    def _remove_parents(self) -> None:
+        for d in reversed(self._made_parents):
+            try:
+                d.rmdir()
+            except OSError:
+                break
+        self._made_parents.clear()

@@ -1,0 +1,258 @@
+"""Target profiles: one TOML file per device class, loaded strictly.
+
+An unknown key anywhere is a ConfigError that names the key, the file and the allowed keys.
+Every field is documented in README.md ("Target profiles").
+"""
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+
+SHIPPED_DIR_NAME = "targets"
+
+CALIBRATION_METHODS = ("minmax", "percentile", "entropy")
+TOLERANCE_KEYS = (
+    "max_abs",
+    "mean_abs",
+    "min_cosine",
+    "min_sqnr_db",
+    "min_top1_agreement",
+    "max_accuracy_drop",
+)
+# Used for a precision whose tolerances the profile does not give.
+DEFAULT_TOLERANCES: dict[str, dict[str, float]] = {
+    "fp32": {"max_abs": 1e-4, "min_cosine": 0.99999},
+    "fp16": {"max_abs": 5e-2, "min_cosine": 0.999},
+    "int8": {"min_cosine": 0.99, "min_top1_agreement": 0.95, "max_accuracy_drop": 0.01},
+}
+
+
+@dataclass(frozen=True)
+class QuantSettings:
+    method: str = "minmax"
+    per_channel: bool = True
+    calibration_samples: int = 200
+    percentile: float = 99.999
+
+
+@dataclass(frozen=True)
+class ValidationSettings:
+    split: float = 0.4  # share of the calibration folder held out for parity
+    max_samples: int = 200
+
+
+@dataclass(frozen=True)
+class LatencySettings:
+    warmup: int = 5
+    runs: int = 50
+
+
+@dataclass(frozen=True)
+class Budgets:
+    max_size_mb: float | None = None
+    max_latency_ms: float | None = None  # host p50
+
+
+@dataclass(frozen=True)
+class FormatSpec:
+    name: str
+    precisions: tuple[str, ...]
+    options: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class TargetProfile:
+    name: str
+    description: str
+    device: str
+    threads: int
+    formats: tuple[FormatSpec, ...]
+    quantization: QuantSettings
+    validation: ValidationSettings
+    latency: LatencySettings
+    budgets: Budgets
+    tolerances: dict[str, dict[str, float]] = field(default_factory=dict)
+    path: Path | None = None
+
+    def tolerance_for(self, precision: str) -> dict[str, float]:
+        return dict(self.tolerances.get(precision) or DEFAULT_TOLERANCES.get(precision, {}))
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "description": self.description,
+            "device": self.device,
+            "threads": self.threads,
+            "path": str(self.path) if self.path else None,
+            "formats": {f.name: {"precisions": list(f.precisions), **f.options} for f in self.formats},
+            "quantization": vars(self.quantization),
+            "validation": vars(self.validation),
+            "latency": vars(self.latency),
+            "budgets": vars(self.budgets),
+            "tolerances": {p: self.tolerance_for(p) for f in self.formats for p in f.precisions},
+        }
+
+
+def shipped_dir() -> Path:
+    """The folder of shipped profiles: the repo's targets/, or the copy inside an installed wheel."""
+    here = Path(__file__).resolve().parent
+    for cand in (here.parent / SHIPPED_DIR_NAME, here / "_targets"):
+        if cand.is_dir():
+            return cand
+    return here.parent / SHIPPED_DIR_NAME
+
+
+def shipped_profiles() -> list[TargetProfile]:
+    return [load_profile(p) for p in sorted(shipped_dir().glob("*.toml"))]
+
+
+def resolve_profile(name_or_path: str) -> TargetProfile:
+    """`--target` takes a shipped profile's name or a path to a .toml file."""
+    p = Path(name_or_path)
+    if p.suffix == ".toml" or p.exists():
+        if not p.is_file():
+            raise ConfigError(f"{p}: target profile not found; give a path to a .toml file or a shipped name (see `edgepack targets`)")
+        return load_profile(p)
+    cand = shipped_dir() / f"{name_or_path}.toml"
+    if cand.is_file():
+        return load_profile(cand)
+    names = ", ".join(sorted(q.stem for q in shipped_dir().glob("*.toml"))) or "none"
+    raise ConfigError(f"unknown target '{name_or_path}'; shipped targets are: {names} (or give a path to a .toml file)")
+
+
+class _Table:
+    """A TOML table read strictly: every key must be taken, typed and known."""
+
+    def __init__(self, data: dict[str, Any], where: str, file: Path, allowed: tuple[str, ...]):
+        self.data, self.where, self.file = data, where, file
+        unknown = [k for k in data if k not in allowed]
+        if unknown:
+            raise ConfigError(
+                f"{file}: unknown key '{self._key(unknown[0])}'; allowed keys in {where or 'the top level'} are: {', '.join(allowed)}"
+            )
+
+    def _key(self, k: str) -> str:
+        return f"{self.where}.{k}" if self.where else k
+
+    def get(self, key: str, typ: type | tuple[type, ...], default: Any = None, *, required: bool = False, choices=None):
+        if key not in self.data:
+            if required:
+                raise ConfigError(f"{self.file}: missing required key '{self._key(key)}'")
+            return default
+        value = self.data[key]
+        types = typ if isinstance(typ, tuple) else (typ,)
+        if float in types and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if isinstance(value, bool) and bool not in types or not isinstance(value, types):
+            names = " or ".join(t.__name__ for t in types)
+            raise ConfigError(f"{self.file}: key '{self._key(key)}' must be {names}, got {value!r}")
+        if choices is not None and value not in choices:
+            raise ConfigError(f"{self.file}: key '{self._key(key)}' is {value!r}; choose one of: {', '.join(map(str, choices))}")
+        return value
+
+    def table(self, key: str, allowed: tuple[str, ...]) -> _Table:
+        sub = self.get(key, dict, {})
+        return _Table(sub, self._key(key), self.file, allowed)
+
+
+def _positive(file: Path, key: str, value, *, allow_zero: bool = False):
+    if value is not None and (value < 0 or (value == 0 and not allow_zero)):
+        raise ConfigError(f"{file}: key '{key}' must be {'>= 0' if allow_zero else '> 0'}, got {value!r}")
+    return value
+
+
+def load_profile(path: Path) -> TargetProfile:
+    from .formats.base import formats
+
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: target profile not found") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: not valid TOML ({exc}); fix the syntax") from None
+
+    top = _Table(
+        data,
+        "",
+        path,
+        ("name", "description", "device", "threads", "formats", "quantization", "validation", "latency", "budgets", "tolerances"),
+    )
+    name = top.get("name", str, path.stem)
+    threads = _positive(path, "threads", top.get("threads", int, 1))
+
+    known = formats()
+    fmt_table = top.get("formats", dict, required=True)
+    if not fmt_table:
+        raise ConfigError(f"{path}: [formats] is empty; add at least one of: {', '.join(known)}")
+    specs = []
+    for fname, fdata in fmt_table.items():
+        if fname not in known:
+            raise ConfigError(f"{path}: unknown key 'formats.{fname}'; allowed formats are: {', '.join(known)}")
+        cls = known[fname]
+        t = _Table(fdata if isinstance(fdata, dict) else {}, f"formats.{fname}", path, ("precisions", *cls.options))
+        precisions = tuple(t.get("precisions", list, required=True))
+        for p in precisions:
+            if p not in cls.precisions:
+                raise ConfigError(
+                    f"{path}: precision '{p}' in formats.{fname}.precisions is not supported; choose from: {', '.join(cls.precisions)}"
+                )
+        if not precisions:
+            raise ConfigError(f"{path}: formats.{fname}.precisions is empty; choose from: {', '.join(cls.precisions)}")
+        options = {k: t.get(k, o.type, o.default, choices=o.choices) for k, o in cls.options.items()}
+        specs.append(FormatSpec(fname, precisions, options))
+
+    q = top.table("quantization", ("method", "per_channel", "calibration_samples", "percentile"))
+    quant = QuantSettings(
+        method=q.get("method", str, "minmax", choices=CALIBRATION_METHODS),
+        per_channel=q.get("per_channel", bool, True),
+        calibration_samples=_positive(path, "quantization.calibration_samples", q.get("calibration_samples", int, 200)),
+        percentile=q.get("percentile", float, 99.999),
+    )
+    if not 50.0 < quant.percentile <= 100.0:
+        raise ConfigError(f"{path}: key 'quantization.percentile' must be in (50, 100], got {quant.percentile}")
+
+    v = top.table("validation", ("split", "max_samples"))
+    validation = ValidationSettings(
+        split=v.get("split", float, 0.4),
+        max_samples=_positive(path, "validation.max_samples", v.get("max_samples", int, 200)),
+    )
+    if not 0.0 < validation.split < 1.0:
+        raise ConfigError(f"{path}: key 'validation.split' must be between 0 and 1, got {validation.split}")
+
+    lt = top.table("latency", ("warmup", "runs"))
+    latency = LatencySettings(
+        warmup=_positive(path, "latency.warmup", lt.get("warmup", int, 5), allow_zero=True),
+        runs=_positive(path, "latency.runs", lt.get("runs", int, 50), allow_zero=True),
+    )
+
+    b = top.table("budgets", ("max_size_mb", "max_latency_ms"))
+    budgets = Budgets(
+        max_size_mb=_positive(path, "budgets.max_size_mb", b.get("max_size_mb", float)),
+        max_latency_ms=_positive(path, "budgets.max_latency_ms", b.get("max_latency_ms", float)),
+    )
+
+    all_precisions = sorted({p for cls in known.values() for p in cls.precisions})
+    tol_top = top.table("tolerances", tuple(all_precisions))
+    tolerances = {}
+    for prec in tol_top.data:
+        t = tol_top.table(prec, TOLERANCE_KEYS)
+        tolerances[prec] = {k: t.get(k, float) for k in TOLERANCE_KEYS if k in t.data}
+
+    return TargetProfile(
+        name=name,
+        description=top.get("description", str, ""),
+        device=top.get("device", str, ""),
+        threads=threads,
+        formats=tuple(specs),
+        quantization=quant,
+        validation=validation,
+        latency=latency,
+        budgets=budgets,
+        tolerances=tolerances,
+        path=path,
+    )

@@ -1,0 +1,43 @@
+"""report.json: the machine-readable contract (schema_version guards changes)."""
+from __future__ import annotations
+
+from typing import Any
+
+from ..types import ArtifactResult, BuildReport
+
+
+def artifact_json(r: ArtifactResult) -> dict[str, Any]:
+    a = r.artifact
+    return {
+        "target": r.target,
+        "file": r.file,
+        "format": a.format,
+        "precision": a.precision,
+        "runtime": a.runtime,
+        "route": a.route,
+        "size_bytes": r.size_bytes,
+        "sha256": r.sha256,
+        "extra_files": [str(p.relative_to(p.parent.parent)) for p in a.extra_files],
+        "inputs": [b.to_json() for b in r.inputs],
+        "outputs": [b.to_json() for b in r.outputs],
+        "passed": r.passed,
+        "parity": r.parity.to_json(),
+        "latency": r.latency.to_json() if r.latency else None,
+        "budget_failures": list(r.budget_failures),
+        "details": a.details,
+        "tool_versions": a.tool_versions,
+    }
+
+
+def report_json(report: BuildReport) -> dict[str, Any]:
+    return {
+        "schema_version": report.schema_version,
+        "edgepack_version": report.edgepack_version,
+        "started_at": report.started_at,
+        "duration_s": report.duration_s,
+        "passed": report.passed,
+        "model": report.model,
+        "calibration": report.calibration,
+        "targets": report.targets,
+        "artifacts": [artifact_json(r) for r in report.results],
+    }

@@ -1,0 +1,44 @@
+"""manifest.json: what an app needs to embed the artifacts (I/O, layout, normalisation, labels)."""
+from __future__ import annotations
+
+from typing import Any
+
+from ..calibration import CalibrationSet
+from ..types import BuildReport, IOBinding
+
+
+def _io(binding: IOBinding, layout: str | None) -> dict[str, Any]:
+    d = binding.to_json()
+    if d["layout"] is None and len(binding.shape) == 4:
+        d["layout"] = layout
+    return d
+
+
+def manifest_json(report: BuildReport, calib: CalibrationSet) -> dict[str, Any]:
+    pp = calib.preprocess
+    layout = pp.layout if pp else None
+    return {
+        "schema_version": report.schema_version,
+        "edgepack_version": report.edgepack_version,
+        "model": {"name": report.model["name"], "sha256": report.model["sha256"]},
+        "labels": calib.labels,
+        "preprocess": pp.to_json() if pp else None,
+        "inputs": report.model["inputs"],
+        "outputs": report.model["outputs"],
+        "artifacts": [
+            {
+                "target": r.target,
+                "format": r.artifact.format,
+                "precision": r.artifact.precision,
+                "file": r.file,
+                "runtime": r.artifact.runtime,
+                "size_bytes": r.size_bytes,
+                "sha256": r.sha256,
+                "inputs": [_io(b, layout) for b in r.inputs],
+                "outputs": [_io(b, None) for b in r.outputs],
+                "parity_passed": r.parity.passed,
+                "accuracy": r.parity.accuracy,
+            }
+            for r in report.results
+        ],
+    }

@@ -1,0 +1,27 @@
+"""report.md: a table fit for a CI job summary."""
+from __future__ import annotations
+
+from ..types import BuildReport
+from .summary import COLUMNS, failures, notes, row
+
+
+def report_markdown(report: BuildReport) -> str:
+    m = report.model
+    verdict = "✅ all artifacts passed" if report.passed else "❌ some artifacts failed"
+    lines = [
+        f"# edgepack build: {m['name']}",
+        "",
+        f"{verdict} · source `{m['source']}` ({m['kind']}) · edgepack {report.edgepack_version} · {report.duration_s:.1f} s",
+        "",
+        "| " + " | ".join(COLUMNS) + " |",
+        "|" + "---|" * len(COLUMNS),
+    ]
+    lines += ["| " + " | ".join(row(r)) + " |" for r in report.results]
+    lines += ["", "Latency is measured on the build host in each artifact's own runtime; it is not a device measurement.", ""]
+    for r in report.results:
+        f, n = failures(r), notes(r)
+        if f or n:
+            lines.append(f"**{r.target} · {r.artifact.format} · {r.artifact.precision}** (`{r.file}`)")
+            lines += [f"- ❌ {x}" for x in f] + [f"- {x}" for x in n]
+            lines.append("")
+    return "\n".join(lines)

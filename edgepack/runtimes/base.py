@@ -1,0 +1,57 @@
+"""The runtime interface: open an artifact file, run it on the source's inputs, time it."""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+
+from ..types import IOBinding, Sample, TensorSpec
+
+
+class Session(ABC):
+    """An opened artifact. `run` takes and returns tensors in the *source's* terms (names,
+    float dtypes, layout); the session converts to and from the artifact's own I/O."""
+
+    inputs: tuple[IOBinding, ...]
+    outputs: tuple[IOBinding, ...]
+
+    @abstractmethod
+    def run(self, feeds: Sample) -> list[np.ndarray]:
+        """Outputs in the source's output order."""
+
+    @abstractmethod
+    def run_raw(self, raw_feeds: dict[str, np.ndarray]) -> None:
+        """Run once on feeds already in the artifact's own terms (for timing)."""
+
+    @abstractmethod
+    def raw_feeds(self, feeds: Sample) -> dict[str, np.ndarray]:
+        """Convert source-side feeds into the artifact's own terms."""
+
+
+class Runtime(ABC):
+    name: ClassVar[str]
+    extra: ClassVar[str]
+    measured_on: ClassVar[str] = "host"  # what the latency figure means
+
+    @abstractmethod
+    def open(self, path: Path, *, threads: int, source_inputs: tuple[TensorSpec, ...], source_outputs: tuple[TensorSpec, ...]) -> Session: ...
+
+    @abstractmethod
+    def version(self) -> str: ...
+
+
+_RUNTIMES: dict[str, type[Runtime]] = {}
+
+
+def register_runtime(cls: type[Runtime]) -> type[Runtime]:
+    _RUNTIMES[cls.name] = cls
+    return cls
+
+
+def get_runtime(name: str) -> Runtime:
+    from . import PLUGINS
+
+    PLUGINS.load()
+    return _RUNTIMES[name]()

@@ -1,0 +1,76 @@
+"""ONNX Runtime, on the host CPU: runs .onnx and .ort files."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import ConversionError, require
+from ..types import IOBinding, Sample, TensorSpec
+from .base import Runtime, Session, register_runtime
+
+
+def _np_dtype(ort_type: str) -> str:
+    # "tensor(float)" -> float32 ...
+    table = {
+        "float": "float32",
+        "float16": "float16",
+        "double": "float64",
+        "int8": "int8",
+        "uint8": "uint8",
+        "int16": "int16",
+        "int32": "int32",
+        "int64": "int64",
+        "bool": "bool",
+    }
+    inner = ort_type.removeprefix("tensor(").removesuffix(")")
+    return table.get(inner, inner)
+
+
+class OrtSession(Session):
+    def __init__(self, sess, source_inputs: tuple[TensorSpec, ...], source_outputs: tuple[TensorSpec, ...]):
+        self.sess = sess
+        self.source_inputs = source_inputs
+        self.inputs = tuple(
+            IOBinding(i.name, tuple(d if isinstance(d, int) else -1 for d in i.shape), _np_dtype(i.type)) for i in sess.get_inputs()
+        )
+        self.outputs = tuple(
+            IOBinding(o.name, tuple(d if isinstance(d, int) else -1 for d in o.shape), _np_dtype(o.type)) for o in sess.get_outputs()
+        )
+        # Artifact I/O matches the source's by name, else by position.
+        art_in = [b.name for b in self.inputs]
+        self._in_names = {t.name: (t.name if t.name in art_in else art_in[i]) for i, t in enumerate(source_inputs)}
+        self._in_dtypes = {b.name: b.dtype for b in self.inputs}
+        art_out = [b.name for b in self.outputs]
+        self._out_names = [t.name if t.name in art_out else art_out[i] for i, t in enumerate(source_outputs)]
+
+    def raw_feeds(self, feeds: Sample) -> dict[str, np.ndarray]:
+        return {self._in_names[k]: np.asarray(v, dtype=self._in_dtypes[self._in_names[k]]) for k, v in feeds.items()}
+
+    def run_raw(self, raw_feeds: dict[str, np.ndarray]) -> None:
+        self.sess.run(self._out_names, raw_feeds)
+
+    def run(self, feeds: Sample) -> list[np.ndarray]:
+        outs = self.sess.run(self._out_names, self.raw_feeds(feeds))
+        return [np.asarray(o, dtype=np.float32) if o.dtype == np.float16 else o for o in outs]
+
+
+@register_runtime
+class OnnxRuntime(Runtime):
+    name = "onnxruntime"
+    extra = "onnx"
+
+    def version(self) -> str:
+        return require("onnxruntime", self.extra, "Running .ort artifacts").__version__
+
+    def open(self, path: Path, *, threads: int, source_inputs, source_outputs) -> Session:
+        ort = require("onnxruntime", self.extra, "Running .ort artifacts")
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = threads
+        so.inter_op_num_threads = 1
+        so.log_severity_level = 3
+        try:
+            sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+        except Exception as exc:
+            raise ConversionError(f"{path}: onnxruntime cannot load the artifact ({str(exc).splitlines()[0]})") from exc
+        return OrtSession(sess, source_inputs, source_outputs)

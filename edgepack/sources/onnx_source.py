@@ -1,0 +1,106 @@
+"""ONNX source: a .onnx file (protobuf, no pickles), run in onnxruntime as the reference."""
+from __future__ import annotations
+
+import shutil
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import InputError, require
+from ..inspect import Inspection, quantization_summary, register_inspector
+from ..types import Sample, TensorSpec
+from .base import Source, file_sha256, register_source
+
+
+def onnx_value_specs(values, initializer_names=frozenset()) -> tuple[TensorSpec, ...]:
+    """TensorSpecs of ONNX graph inputs/outputs (ValueInfoProto), skipping initializers."""
+    onnx = require("onnx", "onnx", "Reading ONNX models")
+    specs = []
+    for v in values:
+        if v.name in initializer_names:
+            continue
+        tt = v.type.tensor_type
+        shape = tuple(d.dim_value if d.HasField("dim_value") else (d.dim_param or None) for d in tt.shape.dim)
+        dtype = np.dtype(onnx.helper.tensor_dtype_to_np_dtype(tt.elem_type)).name
+        specs.append(TensorSpec(v.name, shape, dtype))
+    return tuple(specs)
+
+
+def load_onnx_checked(path: Path):
+    """onnx.load + check, with one-line errors that name the file."""
+    onnx = require("onnx", "onnx", "Reading ONNX models")
+    if not path.is_file():
+        raise InputError(f"{path}: model file not found; check the path")
+    try:
+        model = onnx.load(str(path))
+        onnx.checker.check_model(model)
+    except Exception as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise InputError(f"{path}: not a valid ONNX model ({first}); re-export it") from None
+    if not model.graph.output:
+        raise InputError(f"{path}: the ONNX graph has no outputs; re-export it")
+    return model
+
+
+@register_source
+class OnnxSource(Source):
+    kind = "onnx"
+    description = "ONNX .onnx"
+
+    def __init__(self, spec: str, model, sha256: str):
+        init = frozenset(i.name for i in model.graph.initializer)
+        super().__init__(
+            spec,
+            Path(spec).stem,
+            onnx_value_specs(model.graph.input, init),
+            onnx_value_specs(model.graph.output),
+            sha256,
+        )
+        self.path = Path(spec)
+        self._session = None
+
+    @classmethod
+    def claims(cls, spec: str) -> bool:
+        return spec.lower().endswith(".onnx")
+
+    @classmethod
+    def load(cls, spec: str, *, allow_pickle: bool = False) -> Source:
+        path = Path(spec)
+        return cls(spec, load_onnx_checked(path), file_sha256(path))
+
+    def run(self, feeds: Sample) -> list[np.ndarray]:
+        if self._session is None:
+            ort = require("onnxruntime", "onnx", "Running the ONNX reference model")
+            so = ort.SessionOptions()
+            so.log_severity_level = 3
+            try:
+                self._session = ort.InferenceSession(str(self.path), so, providers=["CPUExecutionProvider"])
+            except Exception as exc:
+                raise InputError(f"{self.path}: onnxruntime cannot load this model ({str(exc).splitlines()[0]})") from exc
+        return self._session.run([o.name for o in self.outputs], {t.name: feeds[t.name] for t in self.inputs})
+
+    def to_onnx(self, dest: Path) -> str:
+        shutil.copyfile(self.path, dest)
+        return "source ONNX"
+
+
+@register_inspector(".onnx")
+def inspect_onnx(path: Path) -> Inspection:
+    onnx = require("onnx", "onnx", "Inspecting ONNX models")
+    model = load_onnx_checked(path)
+    ops = Counter((f"{n.domain}:{n.op_type}" if n.domain and n.domain != "ai.onnx" else n.op_type) for n in model.graph.node)
+    weights = Counter(np.dtype(onnx.helper.tensor_dtype_to_np_dtype(i.data_type)).name for i in model.graph.initializer)
+    init = frozenset(i.name for i in model.graph.initializer)
+    hist = dict(ops.most_common())
+    return Inspection(
+        path=path,
+        kind="ONNX",
+        size_bytes=path.stat().st_size,
+        inputs=onnx_value_specs(model.graph.input, init),
+        outputs=onnx_value_specs(model.graph.output),
+        op_histogram=hist,
+        weight_dtypes=dict(weights),
+        quantization=quantization_summary(dict(weights), hist),
+        details={"opsets": {o.domain or "ai.onnx": o.version for o in model.opset_import}, "producer": model.producer_name},
+    )

@@ -1,0 +1,172 @@
+"""Typed values that flow through a build, from source to report."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+Dim = int | str | None  # an int, or a symbolic/unknown dimension
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    name: str
+    shape: tuple[Dim, ...]
+    dtype: str  # numpy dtype name: float32, int8, ...
+
+    def static_shape(self, batch: int = 1) -> tuple[int, ...]:
+        """The concrete shape, with unknown dimensions set to `batch` on axis 0."""
+        out = []
+        for i, d in enumerate(self.shape):
+            if isinstance(d, int) and d >= 0:
+                out.append(d)
+            elif i == 0:
+                out.append(batch)
+            else:
+                raise ValueError(f"input '{self.name}' has an unknown dimension {i}: {self.shape}")
+        return tuple(out)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "shape": [d if isinstance(d, int) else None for d in self.shape], "dtype": self.dtype}
+
+
+@dataclass(frozen=True)
+class Preprocess:
+    """How a raw picture becomes an input tensor: tensor = (pixel * scale - mean) / std."""
+
+    size: tuple[int, int]  # height, width
+    layout: str  # nchw | nhwc
+    channels: str  # gray | rgb | bgr
+    scale: float
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self) | {"size": list(self.size), "mean": list(self.mean), "std": list(self.std)}
+
+
+@dataclass(frozen=True)
+class IOBinding:
+    """How an artifact's own input/output tensor relates to the source's tensor."""
+
+    name: str
+    shape: tuple[int, ...]
+    dtype: str
+    layout: str | None = None  # for 4-D image tensors: nchw | nhwc
+    quantization: dict[str, Any] | None = None  # {"scale": [...], "zero_point": [...]} for integer I/O
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "shape": list(self.shape),
+            "dtype": self.dtype,
+            "layout": self.layout,
+            "quantization": self.quantization,
+        }
+
+
+@dataclass
+class Artifact:
+    """A file that a format plug-in wrote, and what it takes to run it."""
+
+    path: Path  # inside the build's work folder
+    format: str
+    precision: str
+    runtime: str  # name of the runtime plug-in that runs it
+    route: str  # which converter chain built it
+    extra_files: list[Path] = field(default_factory=list)
+    details: dict[str, Any] = field(default_factory=dict)  # format-specific facts for the report
+    tool_versions: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ErrorStats:
+    output: str
+    max_abs: float
+    mean_abs: float
+    min_cosine: float
+    sqnr_db: float
+    top1_agreement: float | None  # for class-score outputs
+    samples: int
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class ParityReport:
+    passed: bool
+    outputs: tuple[ErrorStats, ...]
+    failures: tuple[str, ...]
+    accuracy: float | None  # of the artifact, where labels exist
+    reference_accuracy: float | None
+    tolerances: dict[str, float]
+    samples: int
+    notes: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "passed": self.passed,
+            "samples": self.samples,
+            "tolerances": self.tolerances,
+            "failures": list(self.failures),
+            "accuracy": self.accuracy,
+            "reference_accuracy": self.reference_accuracy,
+            "outputs": [o.to_json() for o in self.outputs],
+            "notes": list(self.notes),
+        }
+
+
+@dataclass(frozen=True)
+class LatencyReport:
+    p50_ms: float
+    p90_ms: float
+    mean_ms: float
+    runs: int
+    warmup: int
+    threads: int
+    measured_on: str  # "host" or "emulator"; never the device
+    runtime: str
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class ArtifactResult:
+    target: str
+    artifact: Artifact
+    file: str  # path relative to the output folder
+    size_bytes: int
+    sha256: str
+    inputs: tuple[IOBinding, ...]
+    outputs: tuple[IOBinding, ...]
+    parity: ParityReport
+    latency: LatencyReport | None
+    budget_failures: tuple[str, ...] = ()
+
+    @property
+    def passed(self) -> bool:
+        return self.parity.passed and not self.budget_failures
+
+
+@dataclass
+class BuildReport:
+    schema_version: str
+    edgepack_version: str
+    model: dict[str, Any]
+    targets: list[dict[str, Any]]
+    calibration: dict[str, Any]
+    results: list[ArtifactResult]
+    out_dir: Path
+    started_at: str
+    duration_s: float
+
+    @property
+    def passed(self) -> bool:
+        return all(r.passed for r in self.results)
+
+
+Sample = dict[str, np.ndarray]
