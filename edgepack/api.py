@@ -50,13 +50,12 @@ def build(
     profiles = [t if isinstance(t, TargetProfile) else resolve_profile(str(t)) for t in targets]
     if not profiles:
         raise ConfigError("no --target given; pick one or more from `edgepack targets`")
-    progress.step(f"loading {model}")
-    source = load_source(str(model), allow_pickle=allow_pickle)
-    progress.step(f"reading calibration data {calibration}")
-    calib = load_calibration(calibration, source.inputs, allow_pickle=allow_pickle)
-
-    staged = StagedOutput(Path(out))
+    staged = StagedOutput(Path(out))  # checks --out before any slow work
     with staged as staging, tempfile.TemporaryDirectory(prefix="edgepack-work-") as work:
+        progress.step(f"loading {model}")
+        source = load_source(str(model), allow_pickle=allow_pickle)
+        progress.step(f"reading calibration data {calibration}")
+        calib = load_calibration(calibration, source.inputs, allow_pickle=allow_pickle)
         results: list[ArtifactResult] = []
         reference = _ReferenceCache(source, calib, progress)
         shared: dict[str, dict] = {}  # per format, across targets

@@ -150,8 +150,10 @@ class _Table:
         if isinstance(value, bool) and bool not in types or not isinstance(value, types):
             names = " or ".join(t.__name__ for t in types)
             raise ConfigError(f"{self.file}: key '{self._key(key)}' must be {names}, got {value!r}")
-        if choices is not None and value not in choices:
-            raise ConfigError(f"{self.file}: key '{self._key(key)}' is {value!r}; choose one of: {', '.join(map(str, choices))}")
+        if choices is not None:
+            for item in value if isinstance(value, list) else [value]:
+                if item not in choices:
+                    raise ConfigError(f"{self.file}: key '{self._key(key)}' has {item!r}; choose from: {', '.join(map(str, choices))}")
         return value
 
     def table(self, key: str, allowed: tuple[str, ...]) -> _Table:

@@ -27,8 +27,9 @@ class OrtMobile(Format):
     precisions = ("fp32", "fp16", "int8")
     options = {
         "target_platform": Option(str, "arm", "ORT-format target platform: arm for phones and arm64 boards", ("arm", "amd64")),
-        "optimization": Option(
-            str, "all", "graph optimisation level baked into the .ort", ("basic", "extended", "all")
+        "optimization": Option(str, "all", "graph optimisation level baked into the .ort (fp16 always uses basic)", ("basic", "extended", "all")),
+        "mobile_eps": Option(
+            list, ["nnapi", "coreml"], "execution providers whose node coverage is reported", ("nnapi", "coreml")
         ),
     }
 
@@ -66,7 +67,7 @@ class OrtMobile(Format):
                 pc = "per-channel" if job.quantization.per_channel else "per-tensor"
                 steps = f"{route} -> quantize_static QDQ int8 {pc}, {job.quantization.method} over {len(job.calibration)} samples"
             ort_path = work / f"{job.stem}.{precision}.ort"
-            cov = ep_coverage(onnx_path)
+            cov = ep_coverage(onnx_path, job.options["mobile_eps"])
             config = to_ort(onnx_path, ort_path, target_platform=platform, optimization=level)
             yield Artifact(
                 path=ort_path,

@@ -12,7 +12,10 @@ from typing import Any
 from ...errors import require
 
 
-def ep_coverage(onnx_path: Path) -> dict[str, Any]:
+def ep_coverage(onnx_path: Path, eps: list[str]) -> dict[str, Any]:
+    """Coverage for each EP in `eps` ("nnapi", "coreml"); empty when none are asked for."""
+    if not eps:
+        return {}
     require("onnxruntime", "onnx", "Checking mobile EP coverage")
     logging.getLogger("usability_checker").setLevel(logging.ERROR)
     from onnxruntime.tools.mobile_helpers import usability_checker as uc
@@ -20,10 +23,11 @@ def ep_coverage(onnx_path: Path) -> dict[str, Any]:
     model = uc.ModelProtoWithShapeInfo(onnx_path).model_with_shape_info
     checks = {
         "nnapi": lambda: uc.check_nnapi_partitions(model, True),
-        "coreml_mlprogram": lambda: uc.check_coreml_partitions(model, True, "coreml_supported_mlprogram_ops.md"),
+        "coreml": lambda: uc.check_coreml_partitions(model, True, "coreml_supported_mlprogram_ops.md"),
     }
     out: dict[str, Any] = {}
-    for ep, check in checks.items():
+    for ep in eps:
+        check = checks[ep]
         try:
             info = check()
         except Exception as exc:  # the checker is a best-effort tool; report, don't fail the build
@@ -42,7 +46,7 @@ def ep_coverage(onnx_path: Path) -> dict[str, Any]:
 
 
 def coverage_notes(cov: dict[str, Any]) -> list[str]:
-    names = {"nnapi": "NNAPI EP (Android)", "coreml_mlprogram": "CoreML EP, ML Program (iOS)"}
+    names = {"nnapi": "NNAPI EP (Android)", "coreml": "CoreML EP, ML Program (iOS)"}
     notes = []
     for ep, info in cov.items():
         if "error" in info:
