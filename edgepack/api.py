@@ -189,6 +189,7 @@ def _validate(profile, artifact: Artifact, source, calib, val_idx, refs, target_
         target=profile.name,
         artifact=artifact,
         file=str(artifact.path.relative_to(staging)),
+        extra_files=tuple(str(p.relative_to(staging)) for p in artifact.extra_files),
         size_bytes=size,
         sha256=file_sha256(artifact.path),
         inputs=session.inputs,

@@ -139,6 +139,7 @@ class ArtifactResult:
     target: str
     artifact: Artifact
     file: str  # path relative to the output folder
+    extra_files: tuple[str, ...]  # likewise
     size_bytes: int
     sha256: str
     inputs: tuple[IOBinding, ...]

@@ -17,7 +17,7 @@ def artifact_json(r: ArtifactResult) -> dict[str, Any]:
         "route": a.route,
         "size_bytes": r.size_bytes,
         "sha256": r.sha256,
-        "extra_files": [str(p.relative_to(p.parent.parent)) for p in a.extra_files],
+        "extra_files": list(r.extra_files),
         "inputs": [b.to_json() for b in r.inputs],
         "outputs": [b.to_json() for b in r.outputs],
         "passed": r.passed,

@@ -6,6 +6,7 @@ was made from.
 """
 from __future__ import annotations
 
+import platform as _platform
 import shutil
 from collections.abc import Iterator
 
@@ -76,6 +77,16 @@ class OrtMobile(Format):
                 runtime="onnxruntime",
                 route=f"{steps} -> .ort (target platform {platform}, optimization {level})",
                 extra_files=[config],
-                details={"ep_coverage": cov, "notes": coverage_notes(cov)},
+                details={"ep_coverage": cov, "notes": coverage_notes(cov) + _host_notes(precision, platform)},
                 tool_versions=versions,
             )
+
+
+def _host_notes(precision: str, platform: str) -> list[str]:
+    host = _platform.machine().lower()
+    if precision == "int8" and platform == "arm" and host not in ("aarch64", "arm64"):
+        return [
+            f"host latency is not representative for this int8 .ort: it keeps int8 x int8 QLinear ops for arm, "
+            f"which this {host} host runs on slow fallback kernels; arm64 devices run them natively"
+        ]
+    return []
