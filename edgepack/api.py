@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from . import REPORT_SCHEMA_VERSION, __version__
+from .android_assets import export_android_assets
 from .calibration import CalibrationSet, load_calibration
 from .errors import ConfigError, ConversionError, EdgepackError, InternalError
 from .formats.base import FormatJob, get_format
@@ -41,9 +42,14 @@ def build(
     *,
     progress: Progress | None = None,
     allow_pickle: bool = False,
+    android_assets: str | Path | None = None,
+    android_target: str | None = None,
 ) -> BuildReport:
     """Build, validate and report every target. Returns the BuildReport; `report.passed` is
-    False when a parity tolerance or budget failed (every file is still written)."""
+    False when a parity tolerance or budget failed (every file is still written).
+
+    `android_assets`: also write one target's artifacts (`android_target`, default the first),
+    its manifest and golden vectors into that folder, for the Android demo app."""
     progress = progress or Silent()
     started = time.perf_counter()
     started_at = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
@@ -74,7 +80,15 @@ def build(
         )
         progress.step("writing reports")
         write_reports(report, calib, staging)
-        staged.commit()
+        if android_assets is None:
+            staged.commit()
+        else:
+            assets = StagedOutput(Path(android_assets), marker="manifest.json")
+            with assets as assets_staging:
+                progress.step(f"writing Android assets to {android_assets}")
+                export_android_assets(report, calib, source, profiles, staging, assets_staging, android_target)
+                staged.commit()
+                assets.commit()
     return report
 
 

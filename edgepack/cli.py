@@ -66,12 +66,23 @@ def cli(debug: bool) -> None:
 @click.option("--out", "-o", required=True, type=click.Path(file_okay=False), help="Output folder (replaced whole on success).")
 @click.option("--allow-pickle", is_flag=True, help="Allow loading pickled data from the model or calibration files (only for files you trust).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress lines; only the summary.")
-def build(model, calibration, targets, out, allow_pickle, quiet):
+@click.option("--android-assets", type=click.Path(file_okay=False), help="Also write one target's artifacts, manifest and golden vectors here (e.g. android_demo/app/src/main/assets/edgepack).")
+@click.option("--android-target", help="The target whose artifacts go to --android-assets (default: the first --target).")
+def build(model, calibration, targets, out, allow_pickle, quiet, android_assets, android_target):
     """Build, validate and report MODEL (.pt2, .onnx, or package.module:function) for each --target."""
     from .api import build as run_build
     from .report.summary import COLUMNS, failures, row
 
-    report = run_build(model, calibration, list(targets), out, progress=CliProgress(quiet), allow_pickle=allow_pickle)
+    report = run_build(
+        model,
+        calibration,
+        list(targets),
+        out,
+        progress=CliProgress(quiet),
+        allow_pickle=allow_pickle,
+        android_assets=android_assets,
+        android_target=android_target,
+    )
     click.echo(_table(COLUMNS, [row(r) for r in report.results]))
     click.echo(f"\nLatency is measured on this host, not on the device. Reports: {out}/report.html, report.md, report.json; manifest: {out}/manifest.json")
     if not report.passed:

@@ -9,12 +9,11 @@ from pathlib import Path
 
 from .errors import ConfigError
 
-MARKER = "report.json"  # an existing folder with this file is a previous edgepack output
-
-
 class StagedOutput:
-    def __init__(self, out: Path):
+    def __init__(self, out: Path, marker: str = "report.json"):
+        """`marker`: a file whose presence shows an existing folder is a previous edgepack output."""
         self.out = Path(out)
+        self.marker = marker
         self.staging: Path | None = None
         self._made_parents: list[Path] = []
 
@@ -22,7 +21,7 @@ class StagedOutput:
         out = self.out
         if out.exists() and not out.is_dir():
             raise ConfigError(f"{out}: --out exists and is a file; choose a folder path")
-        if out.is_dir() and any(out.iterdir()) and not (out / MARKER).is_file():
+        if out.is_dir() and any(out.iterdir()) and not (out / self.marker).is_file():
             raise ConfigError(f"{out}: --out is a non-empty folder that edgepack did not write; choose a new or empty folder")
         parent = out.absolute().parent
         try:
@@ -35,6 +34,9 @@ class StagedOutput:
                 d.mkdir()
                 self._made_parents.append(d)
             self.staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=parent))
+            umask = os.umask(0)
+            os.umask(umask)
+            self.staging.chmod(0o777 & ~umask)  # mkdtemp makes 0700; the result is an ordinary folder
         except OSError as exc:
             self._remove_parents()
             raise ConfigError(f"{out}: cannot write the output folder ({exc.strerror or exc}); choose a writable --out") from None

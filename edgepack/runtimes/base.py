@@ -22,8 +22,9 @@ class Session(ABC):
         """Outputs in the source's output order."""
 
     @abstractmethod
-    def run_raw(self, raw_feeds: dict[str, np.ndarray]) -> None:
-        """Run once on feeds already in the artifact's own terms (for timing)."""
+    def run_raw(self, raw_feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        """Run once on feeds already in the artifact's own terms (for timing and golden vectors);
+        return the artifact's own outputs (its dtype and layout), in the source's output order."""
 
     @abstractmethod
     def raw_feeds(self, feeds: Sample) -> dict[str, np.ndarray]:
@@ -34,6 +35,7 @@ class Runtime(ABC):
     name: ClassVar[str]
     extra: ClassVar[str]
     measured_on: ClassVar[str] = "host"  # what the latency figure means
+    android_library: ClassVar[str | None] = None  # the Gradle coordinate that runs these artifacts on Android
 
     @abstractmethod
     def open(self, path: Path, *, threads: int, source_inputs: tuple[TensorSpec, ...], source_outputs: tuple[TensorSpec, ...]) -> Session: ...

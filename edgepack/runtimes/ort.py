@@ -47,8 +47,8 @@ class OrtSession(Session):
     def raw_feeds(self, feeds: Sample) -> dict[str, np.ndarray]:
         return {self._in_names[k]: np.asarray(v, dtype=self._in_dtypes[self._in_names[k]]) for k, v in feeds.items()}
 
-    def run_raw(self, raw_feeds: dict[str, np.ndarray]) -> None:
-        self.sess.run(self._out_names, raw_feeds)
+    def run_raw(self, raw_feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        return self.sess.run(self._out_names, raw_feeds)
 
     def run(self, feeds: Sample) -> list[np.ndarray]:
         outs = self.sess.run(self._out_names, self.raw_feeds(feeds))
@@ -59,6 +59,7 @@ class OrtSession(Session):
 class OnnxRuntime(Runtime):
     name = "onnxruntime"
     extra = "onnx"
+    android_library = "com.microsoft.onnxruntime:onnxruntime-android"
 
     def version(self) -> str:
         return require("onnxruntime", self.extra, "Running .ort artifacts").__version__
