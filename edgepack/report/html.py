@@ -11,7 +11,7 @@ _STYLE = """
 body{font:14px/1.5 system-ui,sans-serif;margin:2em;color:#222}
 table{border-collapse:collapse;margin:1em 0}th,td{border:1px solid #ccc;padding:4px 8px;text-align:left}
 th{background:#f4f4f4}.PASS{color:#0a0;font-weight:bold}.FAIL{color:#c00;font-weight:bold}
-details{margin:.5em 0}pre{background:#f8f8f8;padding:.5em;overflow:auto}
+details{margin:.5em 0}h3{font-size:15px;margin-top:1.5em}pre{background:#f8f8f8;padding:.5em;overflow:auto}
 """
 
 
@@ -26,9 +26,9 @@ def report_html(report: BuildReport, report_json: dict) -> str:
     for r, j in zip(report.results, report_json["artifacts"], strict=True):
         items = [f"<li class='FAIL'>{e(x)}</li>" for x in failures(r)] + [f"<li>{e(x)}</li>" for x in notes(r)]
         sections.append(
-            f"<details><summary>{e(r.target)} · {e(r.artifact.format)} · {e(r.artifact.precision)} — <code>{e(r.file)}</code></summary>"
+            f"<h3>{e(r.target)} · {e(r.artifact.format)} · {e(r.artifact.precision)} — <code>{e(r.file)}</code></h3>"
             f"<p>Route: {e(r.artifact.route)}</p><ul>{''.join(items)}</ul>"
-            f"<pre>{e(json.dumps(j, indent=2))}</pre></details>"
+            f"<details><summary>all figures (JSON)</summary><pre>{e(json.dumps(j, indent=2))}</pre></details>"
         )
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>edgepack: {e(m['name'])}</title><style>{_STYLE}</style></head>
