@@ -56,6 +56,8 @@ def build(
     profiles = [t if isinstance(t, TargetProfile) else resolve_profile(str(t)) for t in targets]
     if not profiles:
         raise ConfigError("no --target given; pick one or more from `edgepack targets`")
+    if android_target is not None and android_target not in [p.name for p in profiles]:
+        raise ConfigError(f"--android-target {android_target!r} is not one of this build's targets: {', '.join(p.name for p in profiles)}")
     staged = StagedOutput(Path(out))  # checks --out before any slow work
     with staged as staging, tempfile.TemporaryDirectory(prefix="edgepack-work-") as work:
         progress.step(f"loading {model}")
@@ -134,6 +136,8 @@ def _build_target(profile, source, calib, reference, staging: Path, work: Path, 
             stem=source.name,
             progress=_Prefixed(progress, profile.name),
             shared=shared.setdefault(spec.name, {}),
+            labels=calib.labels,
+            preprocess=calib.preprocess,
         )
         for artifact in fmt.build(job):
             results.append(_validate(profile, artifact, source, calib, val_idx, refs, target_dir, staging, progress))

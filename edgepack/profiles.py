@@ -245,6 +245,11 @@ def load_profile(path: Path) -> TargetProfile:
         t = tol_top.table(prec, TOLERANCE_KEYS)
         tolerances[prec] = {k: t.get(k, float) for k in TOLERANCE_KEYS if k in t.data}
 
+    for spec in specs:  # a format's own defaults for precisions that DEFAULT_TOLERANCES lacks
+        for prec in spec.precisions:
+            if prec not in tolerances and prec not in DEFAULT_TOLERANCES and prec in known[spec.name].tolerances:
+                tolerances[prec] = dict(known[spec.name].tolerances[prec])
+
     return TargetProfile(
         name=name,
         description=top.get("description", str, ""),

@@ -22,10 +22,13 @@ def test_digits_assets(tmp_path):
     rep = edgepack.build(str(DIGITS_PT2), DIGITS_DATA, ["android-arm64"], tmp_path / "out", android_assets=assets)
     manifest = json.loads((assets / "manifest.json").read_text())
     files = {a["file"] for a in manifest["artifacts"]}
-    assert files == {"digits_cnn.fp32.ort", "digits_cnn.fp16.ort", "digits_cnn.int8.ort"}
+    built = {r.file.split("/")[-1] for r in rep.results}  # every android-arm64 artifact runs on Android
+    assert {"digits_cnn.fp32.ort", "digits_cnn.int8.ort", "digits_cnn.int8.tflite"} <= files == built
     assert all((assets / f).is_file() for f in files)
-    assert manifest["default_artifact"] == "digits_cnn.int8.ort"  # the smallest that passed
-    assert manifest["artifacts"][0]["android_library"] == "com.microsoft.onnxruntime:onnxruntime-android"
+    smallest = min((r for r in rep.results if r.passed), key=lambda r: r.size_bytes)
+    assert manifest["default_artifact"] == smallest.file.split("/")[-1]
+    libs = {a["file"].rsplit(".", 1)[1]: a["android_library"] for a in manifest["artifacts"]}
+    assert libs == {"ort": "com.microsoft.onnxruntime:onnxruntime-android", "tflite": "com.google.ai.edge.litert:litert"}
     golden = json.loads((assets / manifest["golden"]).read_text())
     assert len(golden["cases"]) == 3
     pp = load_preprocess(DIGITS_DATA / "preprocess.toml")

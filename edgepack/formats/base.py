@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from ..profiles import QuantSettings
     from ..progress import Progress
     from ..sources.base import Source
-    from ..types import Artifact, Sample
+    from ..types import Artifact, Preprocess, Sample
 
 
 @dataclass(frozen=True)
@@ -39,6 +39,8 @@ class FormatJob:
     stem: str  # base file name for artifacts
     progress: Progress
     shared: dict[str, Any] = field(default_factory=dict)  # lives for the whole build; plug-ins cache here
+    labels: list[str] | None = None  # class names from the calibration set, for metadata inside artifacts
+    preprocess: Preprocess | None = None  # how a picture becomes the input tensor (layout, mean, std)
 
 
 class Format(ABC):
@@ -48,6 +50,9 @@ class Format(ABC):
     extra: ClassVar[str]  # the pip extra that installs what it needs
     precisions: ClassVar[tuple[str, ...]]
     options: ClassVar[dict[str, Option]] = {}
+    # Parity tolerances for precisions that profiles.DEFAULT_TOLERANCES does not know, used when a
+    # profile gives none: a precision never goes unchecked for want of a [tolerances.X] table.
+    tolerances: ClassVar[dict[str, dict[str, float]]] = {}
 
     @abstractmethod
     def build(self, job: FormatJob) -> Iterator[Artifact]:

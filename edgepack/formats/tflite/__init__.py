@@ -1,0 +1,99 @@
+"""LiteRT (TensorFlow Lite): .tflite files in fp32, fp16, dynamic int8, full int8 and 16x8.
+
+Route: source -> PyTorch module (the ExportedProgram, or edgepack's ONNX bridge) -> litert-torch
+-> float32 .tflite -> ai-edge-quantizer with activation ranges that edgepack computed from the
+calibration samples -> edgepack metadata -> .tflite. No TensorFlow is needed. Each artifact's
+XNNPACK coverage is measured in the LiteRT interpreter and reported.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterator
+from importlib.metadata import PackageNotFoundError, version
+
+from ...errors import require
+from ...types import Artifact
+from ..base import Format, FormatJob, Option, register_format
+from . import inspect as _inspect  # noqa: F401  (registers the .tflite reader)
+from .variants import VARIANTS
+
+_INT8_TOL = {"min_cosine": 0.99, "min_top1_agreement": 0.95, "max_accuracy_drop": 0.01}
+
+
+def _versions(*dists: str) -> dict[str, str]:
+    out = {}
+    for d in dists:
+        try:
+            out[d] = version(d)
+        except PackageNotFoundError:
+            pass
+    return out
+
+
+@register_format
+class TFLite(Format):
+    name = "tflite"
+    title = "LiteRT (TensorFlow Lite)"
+    suffix = ".tflite"
+    extra = "tflite"
+    precisions = tuple(VARIANTS)
+    options = {
+        "layout": Option(
+            str,
+            "source",
+            "layout of 4-D inputs in the .tflite: source keeps the source's (NCHW for PyTorch/ONNX), nhwc suits camera pipelines",
+            ("source", "nchw", "nhwc"),
+        ),
+        "allow_flex": Option(bool, False, "accept ops that need TensorFlow Select (Flex) kernels; the app must link the Flex delegate"),
+    }
+    tolerances = {
+        "dynamic_int8": dict(_INT8_TOL),
+        "int8_io": dict(_INT8_TOL),
+        "int16x8": dict(_INT8_TOL),
+        "int16x8_io": dict(_INT8_TOL),
+    }
+
+    def build(self, job: FormatJob) -> Iterator[Artifact]:
+        require("ai_edge_litert", self.extra, "Building .tflite artifacts")
+        from ...runtimes.litert import coverage_note, xnnpack_coverage
+        from . import build_steps, routes
+
+        routes.import_litert_torch()
+        from .flatbuf import read_graph
+
+        where = job.source.spec
+        job.progress.step("tflite: converting with litert-torch")
+        fm = routes.float_model(job, job.options["layout"])
+        build_steps.check_float(fm, where, allow_flex=job.options["allow_flex"])
+        versions = {**fm.versions, **_versions("ai-edge-litert", "ai-edge-quantizer")}
+        stats = None
+        for precision in job.precisions:
+            v = VARIANTS[precision]
+            job.progress.step(f"tflite {precision}: {v.summary}")
+            qsvs = None
+            if v.kind == "static":
+                if stats is None:
+                    stats = build_steps.calibrate(job, fm)
+                q = job.quantization
+                qsvs = stats.qsvs(q.method, q.percentile, v.activation_bits)
+            content, route = build_steps.make_variant(job, fm, v, qsvs)
+            graph = read_graph(content)
+            build_steps.check_variant(graph, where, allow_flex=job.options["allow_flex"])
+            content, meta = build_steps.with_metadata(job, fm, v, graph, content, route)
+            path = job.workdir / f"{job.stem}.{precision}.tflite"
+            path.write_bytes(content)
+            cov = xnnpack_coverage(path)
+            yield Artifact(
+                path=path,
+                format=self.name,
+                precision=precision,
+                runtime="litert",
+                route=route,
+                details={
+                    "xnnpack": cov,
+                    "notes": [coverage_note(cov)],
+                    "op_histogram": graph.op_histogram(),
+                    "weight_dtypes": graph.weight_dtypes(),
+                    "metadata": {k: meta[k] for k in ("inputs", "outputs", "preprocess", "edgepack_version")},
+                },
+                tool_versions=versions,
+            )

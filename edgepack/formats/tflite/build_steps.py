@@ -1,0 +1,95 @@
+"""The steps of a .tflite build between conversion and the written file: op checks, calibration,
+the precision variant with its route description, and the metadata."""
+from __future__ import annotations
+
+from typing import Any
+
+from ... import __version__
+from ...runtimes.litert import LiteRtSession, new_interpreter, open_checked
+from . import calibrate as _calibrate
+from . import metadata, variants
+from .flatbuf import Graph, read_graph
+from .op_checks import check_flex, flex_ops
+from .routes import FloatModel
+
+
+def check_float(fm: FloatModel, where: str, *, allow_flex: bool) -> None:
+    """Refuse Flex ops (unless allowed) and ops the LiteRT interpreter cannot resolve."""
+    graph = read_graph(fm.content)
+    check_flex(graph, allow_flex=allow_flex, where=where)
+    if not flex_ops(graph):  # Flex ops cannot resolve without the Flex delegate; allowed ones are the app's business
+        open_checked(fm.content, where, xnnpack=False)
+
+
+def check_variant(graph: Graph, where: str, *, allow_flex: bool) -> None:
+    check_flex(graph, allow_flex=allow_flex, where=where)
+
+
+def calibrate(job, fm: FloatModel) -> _calibrate.ActivationStats:
+    """Run the float model over the job's calibration samples and collect activation statistics."""
+    graph = read_graph(fm.content)
+    interp = new_interpreter(fm.content, xnnpack=False, preserve_all_tensors=True)
+    session = LiteRtSession(interp, graph, {"inputs": fm.inputs, "outputs": fm.outputs}, job.source.inputs, job.source.outputs)
+    return _calibrate.collect(session, graph, job.calibration, job.quantization.method, track=job.progress.track)
+
+
+def make_variant(job, fm: FloatModel, v: variants.Variant, qsvs: dict | None) -> tuple[bytes, str]:
+    content = variants.make(fm.content, v, per_channel=job.quantization.per_channel, qsvs=qsvs, where=job.source.spec)
+    if v.kind == "float":
+        return content, fm.route
+    import importlib.metadata as md
+
+    aeq = f"ai-edge-quantizer {md.version('ai-edge-quantizer')}"
+    if v.kind == "fp16":
+        return content, f"{fm.route} -> {aeq} float casting: {v.summary}"
+    pc = "per-channel" if job.quantization.per_channel else "per-tensor"
+    if v.kind == "dynamic":
+        return content, f"{fm.route} -> {aeq}: {v.summary}, {pc} weights"
+    q = job.quantization
+    method = q.method if not (q.method == "entropy" and v.activation_bits == 16) else "minmax (entropy is for 8-bit)"
+    if q.method == "percentile":
+        method = f"percentile {q.percentile:g}"
+    return content, (
+        f"{fm.route} -> {aeq}: {v.summary}, {pc} weights; activation ranges by edgepack ({method}) "
+        f"over {len(job.calibration)} calibration samples"
+    )
+
+
+def _ports(graph: Graph, pairs, described: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    by_name = {d["name"]: d for d in described}
+    out = []
+    for name, idx in pairs:
+        t = graph.tensors[idx]
+        d = dict(by_name.get(name, {"name": name, "source": name, "layout": None, "source_layout": None}))
+        d.update(dtype=t.dtype, shape=list(t.shape), quantization=t.quantization)
+        out.append(d)
+    return out
+
+
+def _preprocess(job, fm: FloatModel) -> dict | None:
+    """The calibration set's preprocessing, with the layout this artifact's image input takes."""
+    if job.preprocess is None:
+        return None
+    pp = job.preprocess.to_json()
+    layouts = [d["layout"] for d in fm.inputs if d.get("layout")]
+    if layouts:
+        pp["layout"] = layouts[0]
+    return pp
+
+
+def with_metadata(job, fm: FloatModel, v: variants.Variant, graph: Graph, content: bytes, route: str) -> tuple[bytes, dict]:
+    sig_in = graph.signature_inputs or tuple((graph.tensors[i].name, i) for i in graph.inputs)
+    sig_out = graph.signature_outputs or tuple((graph.tensors[i].name, i) for i in graph.outputs)
+    meta = {
+        "edgepack_version": __version__,
+        "format": "tflite",
+        "precision": v.name,
+        "variant": v.summary,
+        "route": route,
+        "model": {"name": job.stem, "sha256": job.source.sha256},
+        "labels": job.labels,
+        "preprocess": _preprocess(job, fm),
+        "inputs": _ports(graph, sig_in, fm.inputs),
+        "outputs": _ports(graph, sig_out, fm.outputs),
+    }
+    return metadata.embed(content, metadata.entries(meta, job.labels)), meta

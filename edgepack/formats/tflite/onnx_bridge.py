@@ -1,0 +1,151 @@
+"""ONNX -> PyTorch module, so that ONNX sources reach LiteRT through litert-torch as PyTorch does.
+
+The module interprets the ONNX graph with torch ops; torch.export traces it into a flat graph.
+At construction one eager pass over a zero input (shapes are static, batch 1) folds everything
+that depends only on constants and shapes (Shape, Gather on shapes, Concat of shape pieces, ...);
+`forward` runs only the nodes that depend on the inputs. Constants that such nodes use become
+buffers, so weights reach litert-torch as weights.
+
+Covers the ONNX ops of common CNNs and MLPs (opset 11-21 semantics). Any other op is refused
+before conversion with an UnsupportedOpError that names it.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ...errors import ConversionError, EdgepackError, UnsupportedOpError, require
+from . import onnx_ops, onnx_shape_ops  # noqa: F401  (onnx_shape_ops registers its handlers)
+from .onnx_ops import Const
+
+
+def unsupported_ops(model) -> list[str]:
+    ops = []
+    for n in model.graph.node:
+        name = n.op_type if n.domain in ("", "ai.onnx") else f"{n.domain}:{n.op_type}"
+        if (n.domain not in ("", "ai.onnx") or n.op_type not in onnx_ops.HANDLERS) and name not in ops:
+            ops.append(name)
+    return ops
+
+
+def to_torch(path: Path, input_shapes: dict[str, tuple[int, ...]], input_dtypes: dict[str, str]):
+    """An nn.Module equivalent to the ONNX model at `path`, with static input shapes."""
+    onnx = require("onnx", "onnx", "Reading ONNX models for the tflite route")
+    require("torch", "torch", "Converting ONNX to PyTorch for the tflite route")
+    model = onnx.load(str(path))
+    missing = unsupported_ops(model)
+    if missing:
+        more = f" (and {', '.join(missing[1:])})" if len(missing) > 1 else ""
+        raise UnsupportedOpError(
+            missing[0],
+            "tflite",
+            f"{path.name}: ONNX op '{missing[0]}'{more} is not supported by edgepack's ONNX->PyTorch bridge, "
+            "the tflite route for ONNX sources; export the model from PyTorch (.pt2) instead",
+        )
+    return _build_module(model, input_shapes, input_dtypes, path.name)
+
+
+def _attrs(node) -> dict[str, Any]:
+    from onnx import helper, numpy_helper
+
+    out = {}
+    for a in node.attribute:
+        v = helper.get_attribute_value(a)
+        if isinstance(v, bytes):
+            v = v.decode()
+        elif isinstance(v, list) and v and isinstance(v[0], bytes):
+            v = [x.decode() for x in v]
+        elif a.type == a.TENSOR:
+            v = numpy_helper.to_array(v)
+        out[a.name] = v
+    return out
+
+
+def _build_module(model, input_shapes, input_dtypes, where: str):
+    import torch
+    from onnx import numpy_helper
+
+    graph = model.graph
+    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 13)
+    init_names = {i.name for i in graph.initializer}
+    consts: dict[str, Const] = {i.name: Const(numpy_helper.to_array(i)) for i in graph.initializer}
+    input_names = [i.name for i in graph.input if i.name not in init_names]
+    nodes = [(n, _attrs(n)) for n in graph.node]
+
+    class OnnxModule(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self._buffers_for: dict[tuple[str, str], str] = {}
+            self._live: list = []
+            self._consts = dict(consts)
+            self._fold()
+
+        # -- constants -------------------------------------------------------------------
+        def tensor(self, v, key: str | None, transform: str | None = None):
+            """A torch tensor for an argument: dynamic tensors as they are, constants as buffers."""
+            if not isinstance(v, Const):
+                return v
+            arr = v.value.T if transform == "T" else v.value
+            if self._folding:
+                return torch.from_numpy(np.array(arr, order="C", copy=True))  # ascontiguousarray would make 0-d 1-d
+            name = self._buffers_for.get((key, transform))
+            if name is None:  # registered during the fold pass
+                raise ConversionError(f"{where}: internal: constant '{key}' was not prepared")
+            return getattr(self, name)
+
+        def _want_buffer(self, v, key, transform):
+            if isinstance(v, Const) and (key, transform) not in self._buffers_for:
+                arr = v.value.T if transform == "T" else v.value
+                name = f"c{len(self._buffers_for)}"
+                self.register_buffer(name, torch.from_numpy(np.array(arr, order="C", copy=True)), persistent=True)
+                self._buffers_for[(key, transform)] = name
+
+        # -- the two passes --------------------------------------------------------------
+        def _fold(self):
+            self._folding = True
+            env: dict[str, Any] = dict(self._consts)
+            for name in input_names:
+                dt = getattr(torch, input_dtypes.get(name, "float32"))
+                env[name] = torch.zeros(input_shapes[name], dtype=dt)
+            with torch.no_grad():
+                for node, attrs in nodes:
+                    args = [env.get(n) if n else None for n in node.input]
+                    foldable = node.op_type == "Shape" or all(a is None or isinstance(a, Const) for a in args)
+                    ctx = onnx_ops.Ctx(self, node, attrs, args, opset, where)
+                    try:
+                        outs = onnx_ops.HANDLERS[node.op_type](ctx)
+                    except EdgepackError:
+                        raise
+                    except Exception as exc:  # a combination of attributes/shapes the handler cannot take
+                        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                        raise ConversionError(f"{where}: ONNX {node.op_type} node '{node.name}' could not be bridged to PyTorch ({first})") from exc
+                    if foldable:
+                        for n, o in zip(node.output, outs):
+                            if n and o is not None:
+                                env[n] = self._consts[n] = o if isinstance(o, Const) else Const(o.detach().numpy())
+                    else:
+                        self._live.append((node, attrs))
+                        for key, a in zip(node.input, args):
+                            for transform in ctx.wanted.get(key, ()):
+                                self._want_buffer(a, key, transform)
+                        for n, o in zip(node.output, outs):
+                            env[n] = o
+            self._folding = False
+            self._outputs = [o.name for o in graph.output]
+
+        def forward(self, *xs):
+            env: dict[str, Any] = dict(self._consts)
+            env.update(zip(input_names, xs))
+            for node, attrs in self._live:
+                args = [env.get(n) if n else None for n in node.input]
+                outs = onnx_ops.HANDLERS[node.op_type](onnx_ops.Ctx(self, node, attrs, args, opset, where))
+                env.update(zip(node.output, outs))
+            res = [env[n] if not isinstance(env[n], Const) else torch.from_numpy(env[n].value.copy()) for n in self._outputs]
+            return res[0] if len(res) == 1 else tuple(res)
+
+    module = OnnxModule()
+    module.train(False)
+    return module
+

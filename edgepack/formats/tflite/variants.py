@@ -1,0 +1,96 @@
+"""The precisions, each made from the float .tflite with ai-edge-quantizer (no TensorFlow needed).
+
+| precision    | weights            | activations       | input / output |
+|--------------|--------------------|-------------------|----------------|
+| fp32         | float32            | float32           | float32        |
+| fp16         | float16 (+DEQUANTIZE) | float32        | float32        |
+| dynamic_int8 | int8 per channel   | float32, int8 on the fly inside FC/conv | float32 |
+| int8         | int8               | int8 (static)     | float32 (QUANTIZE/DEQUANTIZE at the edges) |
+| int8_io      | int8               | int8 (static)     | int8           |
+| int16x8      | int8               | int16 (static)    | float32        |
+| int16x8_io   | int8               | int16 (static)    | int16          |
+
+Static variants take activation ranges that calibrate.py computed from edgepack's samples; the
+quantiser's moving-average calibrator is never run.
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import warnings
+from dataclasses import dataclass
+
+from ...errors import ConversionError, require
+from ...runtimes.litert import quiet_native
+
+
+@dataclass(frozen=True)
+class Variant:
+    name: str
+    kind: str  # float | fp16 | dynamic | static
+    activation_bits: int = 8
+    integer_io: bool = False
+    summary: str = ""
+
+
+VARIANTS: dict[str, Variant] = {
+    v.name: v
+    for v in (
+        Variant("fp32", "float", summary="float32"),
+        Variant("fp16", "fp16", summary="float16 weights (weight-only, DEQUANTIZE to float32)"),
+        Variant("dynamic_int8", "dynamic", summary="dynamic-range int8: int8 weights, activations quantised on the fly"),
+        Variant("int8", "static", 8, False, "full int8 (w8a8), float32 input/output"),
+        Variant("int8_io", "static", 8, True, "full int8 (w8a8), int8 input/output"),
+        Variant("int16x8", "static", 16, False, "int16 activations, int8 weights (16x8), float32 input/output"),
+        Variant("int16x8_io", "static", 16, True, "int16 activations, int8 weights (16x8), int16 input/output"),
+    )
+}
+
+
+def _recipe(v: Variant, per_channel: bool):
+    require("ai_edge_quantizer", "tflite", "Quantising .tflite models")
+    from ai_edge_quantizer import algorithm_manager, qtyping, recipe_manager
+
+    ops = qtyping.TFLOperationName
+    granularity = qtyping.QuantGranularity.CHANNELWISE if per_channel else qtyping.QuantGranularity.TENSORWISE
+    rm = recipe_manager.RecipeManager()
+    if v.kind == "fp16":
+        rm.add_quantization_config(
+            ".*",
+            ops.ALL_SUPPORTED,
+            op_config=qtyping.OpQuantizationConfig(
+                weight_tensor_config=qtyping.TensorQuantizationConfig(num_bits=16, dtype=qtyping.TensorDataType.FLOAT),
+                compute_precision=qtyping.ComputePrecision.FLOAT,
+                explicit_dequantize=True,
+            ),
+            algorithm_key=algorithm_manager.AlgorithmName.FLOAT_CASTING,
+        )
+    elif v.kind == "dynamic":
+        rm.add_dynamic_config(".*", ops.ALL_SUPPORTED, num_bits=8, granularity=granularity)
+    else:
+        rm.add_static_config(".*", ops.ALL_SUPPORTED, activation_num_bits=v.activation_bits, weight_num_bits=8, weight_granularity=granularity)
+        if not v.integer_io:  # keep float at the graph's edges: QUANTIZE in, DEQUANTIZE out
+            for op in (ops.INPUT, ops.OUTPUT):
+                rm.add_quantization_config(".*", op, algorithm_key=algorithm_manager.AlgorithmName.NO_QUANTIZE)
+    return rm.get_quantization_recipe()
+
+
+def make(float_model: bytes, v: Variant, *, per_channel: bool, qsvs: dict | None, where: str) -> bytes:
+    """The `v` variant of `float_model` as flatbuffer bytes."""
+    if v.kind == "float":
+        return float_model
+    require("ai_edge_quantizer", "tflite", "Quantising .tflite models")
+    from ai_edge_quantizer import quantizer
+
+    for name in ("absl", "ai_edge_quantizer"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    try:
+        q = quantizer.Quantizer(bytearray(float_model), _recipe(v, per_channel))
+        with quiet_native(), warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+            warnings.simplefilter("ignore")  # its interpreters keep all tensors, and say so
+            result = q.quantize(qsvs if v.kind == "static" else None, enable_progress_bar=False, enable_progress_report=False)
+    except Exception as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ConversionError(f"{where}: ai-edge-quantizer could not make the {v.name} variant ({first})") from exc
+    return bytes(result.quantized_model)
