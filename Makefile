@@ -18,7 +18,7 @@ install: $(VENV)/.installed
 demo: install
 	$(BIN)/edgepack build examples/digits/digits_cnn.pt2 \
 		--calibration calibration_data/digits \
-		--target android-arm64 --target linux-arm64 \
+		--target android-arm64 --target linux-arm64 --target iphone \
 		--out build/digits
 
 test: install

@@ -9,6 +9,7 @@ The pipeline talks to formats and runtimes only through their registries.
 """
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import shutil
 import tempfile
@@ -28,7 +29,8 @@ from .profiles import TargetProfile, resolve_profile
 from .progress import Progress, Silent
 from .report.writers import write_reports
 from .runtimes.base import get_runtime
-from .sources.base import Source, file_sha256, load_source
+from .files import artifact_sha256, artifact_size
+from .sources.base import Source, load_source
 from .types import Artifact, ArtifactResult, BuildReport
 from .validate.latency import measure_latency
 from .validate.parity import check_parity
@@ -184,6 +186,7 @@ def _validate(profile, artifact: Artifact, source, calib, val_idx, refs, target_
         parity = check_parity([t.name for t in source.outputs], refs, outs, tol, targets)
     except ValueError as exc:
         raise InternalError(f"{artifact.path.name}: {exc}") from exc
+    parity = dataclasses.replace(parity, notes=(*parity.notes, *session.notes()))
     progress.step(f"{label}: timing {profile.latency.runs} runs on {profile.threads} thread(s)")
     latency = measure_latency(
         session,
@@ -194,7 +197,7 @@ def _validate(profile, artifact: Artifact, source, calib, val_idx, refs, target_
         measured_on=runtime.measured_on,
         runtime=f"{runtime.name} {runtime.version()}",
     )
-    size = artifact.path.stat().st_size
+    size = artifact_size(artifact.path)
     budget_failures = []
     b = profile.budgets
     if b.max_size_mb is not None and size > b.max_size_mb * 1e6:
@@ -209,7 +212,7 @@ def _validate(profile, artifact: Artifact, source, calib, val_idx, refs, target_
         file=str(artifact.path.relative_to(staging)),
         extra_files=tuple(str(p.relative_to(staging)) for p in artifact.extra_files),
         size_bytes=size,
-        sha256=file_sha256(artifact.path),
+        sha256=artifact_sha256(artifact.path),
         inputs=session.inputs,
         outputs=session.outputs,
         parity=parity,

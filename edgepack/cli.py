@@ -132,6 +132,8 @@ def inspect(file, as_json):
 
 
 def main(argv: list[str] | None = None) -> int:
+    # TensorFlow (pulled in by coremltools) logs INFO lines to stderr from C++ unless told not to.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     _state["debug"] = os.environ.get("EDGEPACK_DEBUG") == "1" or "--debug" in (argv if argv is not None else sys.argv[1:])
     try:
         cli.main(args=argv, prog_name="edgepack", standalone_mode=False)

@@ -30,6 +30,10 @@ class Session(ABC):
     def raw_feeds(self, feeds: Sample) -> dict[str, np.ndarray]:
         """Convert source-side feeds into the artifact's own terms."""
 
+    def notes(self) -> list[str]:
+        """What the runs so far showed that the report should say (e.g. values that overflow fp16)."""
+        return []
+
 
 class Runtime(ABC):
     name: ClassVar[str]

@@ -18,43 +18,13 @@ from typing import Any
 
 import numpy as np
 
+from .._native import quiet_native
 from ..errors import ConversionError, require
 from ..types import IOBinding, Sample, TensorSpec
 from .base import Runtime, Session, register_runtime
 
 EXTRA = "tflite"
 _PERMS = {("nchw", "nhwc"): (0, 2, 3, 1), ("nhwc", "nchw"): (0, 3, 1, 2)}
-
-
-@contextlib.contextmanager
-def quiet_native():
-    """Silence what native code prints on fds 1 and 2 (LiteRT's INFO lines, absl warnings), and
-    Python-level prints and last-resort log lines (torchao's start-up warnings) with them."""
-    import sys
-
-    for s in (sys.stdout, sys.stderr):
-        with contextlib.suppress(Exception):
-            s.flush()
-    saved = []
-    try:
-        sink = tempfile.TemporaryFile()
-        for fd in (1, 2):
-            saved.append((fd, os.dup(fd)))
-            os.dup2(sink.fileno(), fd)
-    except OSError:  # no real fds (embedded interpreters): print as they like
-        for fd, old in saved:
-            os.dup2(old, fd)
-            os.close(old)
-        yield
-        return
-    try:
-        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-            yield
-    finally:
-        for fd, old in saved:
-            os.dup2(old, fd)
-            os.close(old)
-        sink.close()
 
 
 def new_interpreter(model: Path | bytes, *, threads: int = 1, xnnpack: bool = True, preserve_all_tensors: bool = False):

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ...errors import ConversionError, EdgepackError, require
-from ...runtimes.litert import quiet_native
+from ..._native import quiet_native
 from .op_checks import from_lowering_error
 
 _TO_SOURCE = {("nhwc", "nchw"): (0, 3, 1, 2), ("nchw", "nhwc"): (0, 2, 3, 1)}  # artifact layout -> source layout

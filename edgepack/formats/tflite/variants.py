@@ -22,7 +22,7 @@ import warnings
 from dataclasses import dataclass
 
 from ...errors import ConversionError, require
-from ...runtimes.litert import quiet_native
+from ..._native import quiet_native
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,102 @@
+"""Core ML: .mlpackage ML programs in fp32, fp16 and compressed variants, for iOS 16/17/18.
+
+Route: the source's torch.export program -> run_decompositions -> ct.convert(mlprogram), with
+explicit fp32 (or the profile's) I/O, then coremltools.optimize for the compressed variants.
+W8A8 is calibrated on Linux by edgepack's emulated Core ML runtime (no predict anywhere), and
+every artifact's parity is checked in that emulator.
+"""
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+from ...types import Artifact
+from ..base import Format, FormatJob, Option, register_format
+from . import inspect as _inspect  # noqa: F401  (registers the .mlpackage reader)
+
+_COMPRESSED_TOL = {"min_cosine": 0.99, "min_top1_agreement": 0.95, "max_accuracy_drop": 0.01}
+_SUMMARY = {
+    "fp32": "float32 weights and compute",
+    "fp16": "float16 weights and compute",
+    "int8_weights": "int8 weights per channel (constexpr dequantise)",
+    "int4_weights": "int4 weights per block (iOS18)",
+    "palettize4": "4-bit palettised weights (k-means LUT)",
+    "palettize6": "6-bit palettised weights (k-means LUT)",
+    "w8a8": "int8 activations (emulator-calibrated ranges) and int8 weights",
+}
+
+
+@register_format
+class CoreML(Format):
+    name = "coreml"
+    title = "Core ML"
+    suffix = ".mlpackage"
+    extra = "coreml"
+    precisions = tuple(_SUMMARY)
+    options = {
+        "deployment_target": Option(str, "iOS17", "minimum iOS deployment target", ("iOS16", "iOS17", "iOS18")),
+        "compute_precision": Option(str, "fp16", "compute precision of the compressed variants", ("fp16", "fp32")),
+        "io_dtype": Option(str, "fp32", "dtype of the model's tensor inputs and outputs", ("fp32", "fp16")),
+        "image_input": Option(bool, False, "make 4-D inputs an ImageType with the calibration set's scale and bias"),
+        "classifier": Option(bool, True, "add a classifier config (label + probabilities) when the calibration set has labels"),
+        "int4_block_size": Option(int, 32, "block size of int4_weights"),
+    }
+    tolerances = {p: dict(_COMPRESSED_TOL) for p in ("int8_weights", "int4_weights", "palettize4", "palettize6", "w8a8")}
+
+    def build(self, job: FormatJob) -> Iterator[Artifact]:
+        from . import compress
+        from .convert import convert
+        from ..._coremltools import coremltools
+        from .metadata import annotate
+
+        ct = coremltools()
+        opts = job.options
+        target = opts["deployment_target"]
+        image = job.preprocess if opts["image_input"] else None
+        labels = job.labels if opts["classifier"] else None
+        versions = {"coremltools": ct.__version__}
+        bases: dict[str, tuple[object, Path]] = {}
+
+        def base(compute: str):
+            if compute not in bases:
+                job.progress.step(f"coreml: converting ({compute}, {target})")
+                m = convert(job.source, precision=compute, target=target, io_dtype=opts["io_dtype"], image=image, labels=labels)
+                pkg = job.workdir / f"_base.{compute}.mlpackage"
+                m.save(str(pkg))
+                bases[compute] = (m, pkg)
+            return bases[compute]
+
+        for precision in job.precisions:
+            compute = precision if precision in ("fp32", "fp16") else opts["compute_precision"]
+            mlmodel, pkg = base(compute)
+            job.progress.step(f"coreml {precision}: {_SUMMARY[precision]}")
+            detail = ""
+            if precision == "int8_weights":
+                mlmodel = compress.int8_weights(mlmodel)
+            elif precision == "int4_weights":
+                mlmodel = compress.int4_weights(mlmodel, target=target, block_size=opts["int4_block_size"], where=job.source.spec)
+            elif precision in ("palettize4", "palettize6"):
+                mlmodel = compress.palettize(mlmodel, int(precision[-1]))
+            elif precision == "w8a8":
+                mlmodel, n = compress.w8a8(mlmodel, pkg, job.calibration, job.progress.track)
+                detail = f", {n} activation ranges from {len(job.calibration)} samples ({job.quantization.method} ignored: true min/max)"
+            route = (
+                f"torch.export -> run_decompositions -> coremltools {ct.__version__} ct.convert(mlprogram, {target}, compute {compute}, "
+                f"I/O {opts['io_dtype']}{', ImageType' if image else ''}{', classifier' if labels else ''})"
+                + ("" if precision in ("fp32", "fp16") else f" -> {_SUMMARY[precision]}{detail}")
+            )
+            annotate(mlmodel, source=job.source, precision=precision, route=route, preprocess=job.preprocess, image_input=image is not None)
+            out = job.workdir / f"{job.stem}.{precision}.mlpackage"
+            if out.exists():
+                shutil.rmtree(out)
+            mlmodel.save(str(out))
+            yield Artifact(
+                path=out,
+                format=self.name,
+                precision=precision,
+                runtime="coreml_emulator",
+                route=route,
+                details={"deployment_target": target, "compute_precision": compute},
+                tool_versions=versions,
+            )
