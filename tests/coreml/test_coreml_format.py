@@ -152,3 +152,26 @@ def test_op_the_emulator_lacks_is_a_one_line_error(tmp_path):
     assert code == 4, err
     assert len(lines) == 1 and "no kernel for op 'resample'" in lines[0]
     assert not (tmp_path / "o").exists()
+
+
+def test_image_input_takes_pixels_with_scale_and_bias(tmp_path):
+    import coremltools as ct
+
+    prof = _profile(tmp_path, ["fp32"], val=40, extra="")
+    prof.write_text(prof.read_text().replace('deployment_target = "iOS17"', 'deployment_target = "iOS17"\nimage_input = true'))
+    rep = edgepack.build(str(DIGITS_PT2), DIGITS_DATA, [prof], tmp_path / "o")
+    r = rep.results[0]
+    spec = ct.models.MLModel(str(tmp_path / "o" / r.file), skip_model_load=True).get_spec()
+    inp = spec.description.input[0]
+    assert inp.type.WhichOneof("Type") == "imageType" and inp.type.imageType.width == 8
+    assert "mul" in inspect_file(tmp_path / "o" / r.file).op_histogram  # scale 1/255 folded into the program
+    assert r.parity.outputs[0].max_abs <= 1e-4  # the emulator was fed pixels, not the normalised tensor
+
+
+def test_image_input_refuses_per_channel_std(tmp_path):
+    from edgepack.formats.coreml.convert import image_scale_bias
+    from edgepack.preprocess import load_preprocess
+
+    pp = load_preprocess(ROOT / "calibration_data" / "images" / "preprocess.toml")
+    with pytest.raises(ConfigError, match="one scale for all channels"):
+        image_scale_bias(pp, "model.pt2")

@@ -43,6 +43,7 @@ class CoreMLEmulatorSession(Session):
         numeric = tuple(b for b in self.outputs if b.name not in model.label_outputs) or self.outputs
         self._out_names = _match(source_outputs, numeric, "output", model.source)
         self._real, self._real_reason, self._real_runs, self._real_max_diff = None, "", 0, 0.0
+        self._pixels: dict[str, tuple[float, np.ndarray]] = {}  # source input -> ImageType (scale, bias)
         self._in_dtypes = {b.name: b.dtype for b in self.inputs}
 
     @property
@@ -52,6 +53,9 @@ class CoreMLEmulatorSession(Session):
     def raw_feeds(self, feeds: Sample) -> dict[str, np.ndarray]:
         raw = {}
         for k, v in feeds.items():
+            if k in self._pixels:  # an ImageType input takes pixels; the program applies scale and bias
+                scale, bias = self._pixels[k]
+                v = (np.asarray(v, np.float64) - bias.reshape(1, -1, 1, 1)) / scale
             name = self._in_names.get(k, k)  # an unknown name is left for EmulatedModel.run to refuse
             dtype = self._in_dtypes.get(name, "unknown")
             raw[name] = np.asarray(v) if dtype == "unknown" else np.asarray(v, dtype=dtype)
@@ -110,9 +114,32 @@ class CoreMLEmulatorRuntime(Runtime):
         from .macos import real_coreml_available
 
         session = CoreMLEmulatorSession(load_mlpackage(path), tuple(source_inputs), tuple(source_outputs))
+        session._pixels = _image_inputs(Path(path), session._in_names)
         ok, session._real_reason = real_coreml_available()
         if ok:  # macOS: parity also runs the real Core ML runtime (CPU only, to be deterministic)
             import coremltools as ct
 
             session._real = ct.models.MLModel(str(path), compute_units=ct.ComputeUnit.CPU_ONLY)
         return session
+
+
+def _image_inputs(path: Path, in_names: dict[str, str]) -> dict[str, tuple[float, np.ndarray]]:
+    """ImageType inputs take pixels, and the program computes scale * pixel + bias. edgepack records
+    the normalisation it built them from in the package's metadata; parity feeds the same samples
+    as pixels: pixel = (x - bias) / scale."""
+    import json
+
+    from .loader import read_spec
+
+    spec, _ = read_spec(path)
+    meta = dict(spec.description.metadata.userDefined)
+    images = {f.name for f in spec.description.input if f.type.WhichOneof("Type") == "imageType"}
+    if not images:
+        return {}
+    if "com.edgepack.preprocess" not in meta:
+        raise ConversionError(f"{path}: has image inputs {sorted(images)} but no edgepack preprocessing metadata; cannot feed it pixels")
+    pp = json.loads(meta["com.edgepack.preprocess"])
+    std = np.asarray(pp["std"], np.float64)
+    scale = float(pp["scale"]) / float(std[0])
+    bias = -np.asarray(pp["mean"], np.float64) / std
+    return {src: (scale, bias) for src, art in in_names.items() if art in images}
