@@ -7,7 +7,22 @@ from typing import ClassVar
 
 import numpy as np
 
+from ..errors import ConversionError
 from ..types import IOBinding, Sample, TensorSpec
+
+
+def match_names(source: tuple[TensorSpec, ...], artifact: tuple[IOBinding, ...], what: str, path: str) -> list[str]:
+    """The artifact's name for each source tensor: the same name, else the one at the same position."""
+    names = [b.name for b in artifact]
+    out = []
+    for i, t in enumerate(source):
+        if t.name in names:
+            out.append(t.name)
+        elif i < len(names):
+            out.append(names[i])
+        else:
+            raise ConversionError(f"{path}: the source has {what} '{t.name}' (#{i + 1}), but the artifact has only {names}")
+    return out
 
 
 class Session(ABC):

@@ -7,7 +7,7 @@ import numpy as np
 
 from ..errors import ConversionError, require
 from ..types import IOBinding, Sample, TensorSpec
-from .base import Runtime, Session, register_runtime
+from .base import Runtime, Session, match_names, register_runtime
 
 
 def _np_dtype(ort_type: str) -> str:
@@ -28,7 +28,7 @@ def _np_dtype(ort_type: str) -> str:
 
 
 class OrtSession(Session):
-    def __init__(self, sess, source_inputs: tuple[TensorSpec, ...], source_outputs: tuple[TensorSpec, ...]):
+    def __init__(self, sess, path: Path, source_inputs: tuple[TensorSpec, ...], source_outputs: tuple[TensorSpec, ...]):
         self.sess = sess
         self.source_inputs = source_inputs
         self.inputs = tuple(
@@ -37,12 +37,10 @@ class OrtSession(Session):
         self.outputs = tuple(
             IOBinding(o.name, tuple(d if isinstance(d, int) else -1 for d in o.shape), _np_dtype(o.type)) for o in sess.get_outputs()
         )
-        # Artifact I/O matches the source's by name, else by position.
-        art_in = [b.name for b in self.inputs]
-        self._in_names = {t.name: (t.name if t.name in art_in else art_in[i]) for i, t in enumerate(source_inputs)}
+        where = str(path)
+        self._in_names = dict(zip((t.name for t in source_inputs), match_names(source_inputs, self.inputs, "input", where)))
         self._in_dtypes = {b.name: b.dtype for b in self.inputs}
-        art_out = [b.name for b in self.outputs]
-        self._out_names = [t.name if t.name in art_out else art_out[i] for i, t in enumerate(source_outputs)]
+        self._out_names = match_names(source_outputs, self.outputs, "output", where)
 
     def raw_feeds(self, feeds: Sample) -> dict[str, np.ndarray]:
         return {self._in_names[k]: np.asarray(v, dtype=self._in_dtypes[self._in_names[k]]) for k, v in feeds.items()}
@@ -74,4 +72,4 @@ class OnnxRuntime(Runtime):
             sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
         except Exception as exc:
             raise ConversionError(f"{path}: onnxruntime cannot load the artifact ({str(exc).splitlines()[0]})") from exc
-        return OrtSession(sess, source_inputs, source_outputs)
+        return OrtSession(sess, path, source_inputs, source_outputs)

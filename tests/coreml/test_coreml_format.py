@@ -175,3 +175,18 @@ def test_image_input_refuses_per_channel_std(tmp_path):
     pp = load_preprocess(ROOT / "calibration_data" / "images" / "preprocess.toml")
     with pytest.raises(ConfigError, match="one scale for all channels"):
         image_scale_bias(pp, "model.pt2")
+
+
+def test_digits_builds_all_three_formats_in_one_command(tmp_path):
+    """The shipped android-arm64 and iphone profiles: .ort, .tflite and .mlpackage side by side."""
+    out = tmp_path / "digits"
+    rep = edgepack.build(str(DIGITS_PT2), DIGITS_DATA, ["android-arm64", "iphone"], out)
+    assert rep.passed
+    assert {r.artifact.format for r in rep.results} == {"ort", "tflite", "coreml"}
+    md = (out / "report.md").read_text()
+    assert "| iphone | coreml | fp16 |" in md and "emulator" in md
+    report = json.loads((out / "report.json").read_text())
+    coreml = [a for a in report["artifacts"] if a["format"] == "coreml"]
+    assert coreml and all(a["parity"]["outputs"][0]["min_cosine"] >= 0.99 for a in coreml)
+    assert all(a["latency"]["measured_on"] == "emulator" for a in coreml)
+    assert all(a["file"].endswith(".mlpackage") and (out / a["file"] / "Manifest.json").is_file() for a in coreml)

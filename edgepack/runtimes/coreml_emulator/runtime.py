@@ -11,24 +11,10 @@ import numpy as np
 
 from ...errors import ConversionError
 from ...types import IOBinding, Sample, TensorSpec
-from ..base import Runtime, Session, register_runtime
+from ..base import Runtime, Session, match_names, register_runtime
 from .interpreter import EmulatedModel
 from .loader import coremltools_version
 from .values import Fp16Overflow
-
-
-def _match(source: tuple[TensorSpec, ...], artifact: tuple[IOBinding, ...], what: str, path: str) -> list[str]:
-    """The artifact's name for each source tensor: the same name, else the one at the same position."""
-    names = [b.name for b in artifact]
-    out = []
-    for i, t in enumerate(source):
-        if t.name in names:
-            out.append(t.name)
-        elif i < len(names):
-            out.append(names[i])
-        else:
-            raise ConversionError(f"{path}: the source has {what} '{t.name}' (#{i + 1}), but the artifact has only {names}")
-    return out
 
 
 class CoreMLEmulatorSession(Session):
@@ -38,10 +24,10 @@ class CoreMLEmulatorSession(Session):
         self.model = model
         self.inputs = model.inputs
         self.outputs = model.outputs
-        self._in_names = dict(zip((t.name for t in source_inputs), _match(source_inputs, self.inputs, "input", model.source)))
+        self._in_names = dict(zip((t.name for t in source_inputs), match_names(source_inputs, self.inputs, "input", model.source)))
         # A classifier's predicted-label output is a string: the source's scores match the numbers.
         numeric = tuple(b for b in self.outputs if b.name not in model.label_outputs) or self.outputs
-        self._out_names = _match(source_outputs, numeric, "output", model.source)
+        self._out_names = match_names(source_outputs, numeric, "output", model.source)
         self._real, self._real_reason, self._real_runs, self._real_max_diff = None, "", 0, 0.0
         self._pixels: dict[str, tuple[float, np.ndarray]] = {}  # source input -> ImageType (scale, bias)
         self._in_dtypes = {b.name: b.dtype for b in self.inputs}
