@@ -21,17 +21,33 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 
+FORMATS_ALL = """
+[formats.ort]
+precisions = ["fp32", "fp16", "int8"]
+mobile_eps = []
+[formats.tflite]
+precisions = ["fp32", "fp16", "int8"]
+[formats.coreml]
+precisions = ["fp32", "fp16", "w8a8"]
+"""
+# The Core ML emulator is numpy (about 0.5 s a run at 224x224): the big case leaves it out.
+FORMATS_HOST = """
+[formats.ort]
+precisions = ["fp32", "fp16", "int8"]
+mobile_eps = []
+[formats.tflite]
+precisions = ["fp32", "fp16", "int8"]
+"""
+
 CASES = {
-    "digits_cnn": {"model": "examples/digits/digits_cnn.pt2", "calibration": "calibration_data/digits", "make": None},
-    "convnet_224": {"model": None, "calibration": None, "make": "convnet_224"},
+    "digits_cnn": {"model": "examples/digits/digits_cnn.pt2", "calibration": "calibration_data/digits", "make": None, "formats": FORMATS_ALL},
+    "convnet_224": {"model": None, "calibration": None, "make": "convnet_224", "formats": FORMATS_HOST},
 }
 
 PROFILE = """
 name = "bench"
 threads = {threads}
-[formats.ort]
-precisions = ["fp32", "fp16", "int8"]
-mobile_eps = []
+{formats}
 [latency]
 warmup = 10
 runs = 50
@@ -72,6 +88,7 @@ def _child(model: str, calibration: str, profile: str, out: str) -> None:
             "precision": r.artifact.precision,
             "format": r.artifact.format,
             "size_bytes": r.size_bytes,
+            "measured_on": r.latency.measured_on,
             "p50_ms": r.latency.p50_ms,
             "p90_ms": r.latency.p90_ms,
             "min_cosine": min(s.min_cosine for s in r.parity.outputs),
@@ -95,9 +112,9 @@ def main() -> None:
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        profile = work / "bench.toml"
-        profile.write_text(PROFILE.format(threads=args.threads))
         for name, case in CASES.items():
+            profile = work / f"bench-{name}.toml"
+            profile.write_text(PROFILE.format(threads=args.threads, formats=case["formats"]))
             if case["make"]:
                 model, calib = make_convnet_224(work)
             else:
@@ -110,9 +127,13 @@ def main() -> None:
             if proc.returncode != 0:
                 raise SystemExit(f"benchmark {name} failed:\n{proc.stderr[-2000:]}")
             results[name] = json.loads(proc.stdout.strip().splitlines()[-1])
-            arts = {a["precision"]: a for a in results[name]["artifacts"]}
-            results[name]["int8_vs_fp32_latency"] = round(arts["int8"]["p50_ms"] / arts["fp32"]["p50_ms"], 3)
-            results[name]["int8_vs_fp32_size"] = round(arts["int8"]["size_bytes"] / arts["fp32"]["size_bytes"], 3)
+            for fmt in sorted({a["format"] for a in results[name]["artifacts"]}):
+                arts = {a["precision"]: a for a in results[name]["artifacts"] if a["format"] == fmt}
+                small = "int8" if "int8" in arts else "w8a8"
+                results[name][f"{fmt}_{small}_vs_fp32"] = {
+                    "latency": round(arts[small]["p50_ms"] / arts["fp32"]["p50_ms"], 3),
+                    "size": round(arts[small]["size_bytes"] / arts["fp32"]["size_bytes"], 3),
+                }
             print(f"{name}: {json.dumps(results[name])}", file=sys.stderr)
     doc = {
         "machine": {"python": platform.python_version(), "cpu_count": __import__("os").cpu_count(), "platform": platform.platform()},
