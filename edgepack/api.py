@@ -58,6 +58,10 @@ def build(
     profiles = [t if isinstance(t, TargetProfile) else resolve_profile(str(t)) for t in targets]
     if not profiles:
         raise ConfigError("no --target given; pick one or more from `edgepack targets`")
+    names = [p.name for p in profiles]
+    if len(set(names)) != len(names):
+        dup = next(n for n in names if names.count(n) > 1)
+        raise ConfigError(f"two --target profiles are both named {dup!r}; each target needs its own name (the `name` key)")
     if android_target is not None and android_target not in [p.name for p in profiles]:
         raise ConfigError(f"--android-target {android_target!r} is not one of this build's targets: {', '.join(p.name for p in profiles)}")
     staged = StagedOutput(Path(out))  # checks --out before any slow work

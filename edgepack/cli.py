@@ -84,7 +84,7 @@ def build(model, calibration, targets, out, allow_pickle, quiet, android_assets,
         android_target=android_target,
     )
     click.echo(_table(COLUMNS, [row(r) for r in report.results]))
-    click.echo(f"\nLatency is measured on this host, not on the device. Reports: {out}/report.html, report.md, report.json; manifest: {out}/manifest.json")
+    click.echo(f"\nLatency is measured on this machine (host runtimes, or the Core ML emulator), never on the device. Reports: {out}/report.html, report.md, report.json; manifest: {out}/manifest.json")
     if not report.passed:
         for r in report.results:
             for f in failures(r):

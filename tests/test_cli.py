@@ -188,3 +188,8 @@ def test_help_does_not_import_heavy_libraries():
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert "HEAVY []" in res.stdout, res.stdout
     assert "Exit codes" in res.stdout
+
+
+def test_two_targets_with_one_name(tmp_path, fast_profile):
+    code, _, err = run_cli("build", str(DIGITS_PT2), "-c", str(DIGITS_DATA), "-t", fast_profile, "-t", fast_profile, "-o", str(tmp_path / "o"))
+    _one_line_error(code, err, 2, "both named 'fast'")

@@ -39,7 +39,7 @@ def report_html(report: BuildReport, report_json: dict) -> str:
 <table><tr>{''.join(f'<th>{e(c)}</th>' for c in COLUMNS)}</tr>
 {''.join(rows)}
 </table>
-<p>Latency is measured on the build host in each artifact's own runtime; it is not a device measurement.</p>
+<p>Latency is measured on the build machine in each artifact's own runtime (host, or edgepack's Core ML emulator); it is not a device measurement.</p>
 {''.join(sections)}
 </body></html>
 """

@@ -17,7 +17,7 @@ def report_markdown(report: BuildReport) -> str:
         "|" + "---|" * len(COLUMNS),
     ]
     lines += ["| " + " | ".join(row(r)) + " |" for r in report.results]
-    lines += ["", "Latency is measured on the build host in each artifact's own runtime; it is not a device measurement.", ""]
+    lines += ["", "Latency is measured on the build machine in each artifact's own runtime (`host`, or edgepack's Core ML `emulator`); it is not a device measurement.", ""]
     for r in report.results:
         f, n = failures(r), notes(r)
         if f or n:
