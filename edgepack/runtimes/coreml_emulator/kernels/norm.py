@@ -19,17 +19,22 @@ def _per_channel(value, rank: int) -> np.ndarray:
     return np.asarray(value, dtype=np.float64).reshape(1, -1, *([1] * (rank - 2)))
 
 
+def _scale_shift(y: np.ndarray, call: OpCall) -> np.ndarray:
+    """The optional per-channel gamma and beta of batch_norm and instance_norm."""
+    if call.get("gamma") is not None:
+        y = y * _per_channel(call["gamma"], y.ndim)
+    if call.get("beta") is not None:
+        y = y + _per_channel(call["beta"], y.ndim)
+    return y
+
+
 @register("batch_norm")
 def _batch_norm(call: OpCall) -> np.ndarray:
     x = np.asarray(call["x"], dtype=np.float64)
     r = x.ndim
     eps = float(call.get("epsilon", 1e-5))
     y = (x - _per_channel(call["mean"], r)) / np.sqrt(_per_channel(call["variance"], r) + eps)
-    if call.get("gamma") is not None:
-        y = y * _per_channel(call["gamma"], r)
-    if call.get("beta") is not None:
-        y = y + _per_channel(call["beta"], r)
-    return y
+    return _scale_shift(y, call)
 
 
 @register("instance_norm")
@@ -40,12 +45,7 @@ def _instance_norm(call: OpCall) -> np.ndarray:
     eps = float(call.get("epsilon", 1e-5))
     mean = x.mean(axis=axes, keepdims=True)
     var = np.square(x - mean).mean(axis=axes, keepdims=True)
-    y = (x - mean) / np.sqrt(var + eps)
-    if call.get("gamma") is not None:
-        y = y * _per_channel(call["gamma"], r)
-    if call.get("beta") is not None:
-        y = y + _per_channel(call["beta"], r)
-    return y
+    return _scale_shift((x - mean) / np.sqrt(var + eps), call)
 
 
 @register("local_response_norm")
