@@ -190,3 +190,24 @@ def test_digits_builds_all_three_formats_in_one_command(tmp_path):
     assert coreml and all(a["parity"]["outputs"][0]["min_cosine"] >= 0.99 for a in coreml)
     assert all(a["latency"]["measured_on"] == "emulator" for a in coreml)
     assert all(a["file"].endswith(".mlpackage") and (out / a["file"] / "Manifest.json").is_file() for a in coreml)
+
+
+def test_fp16_overflow_is_flagged_in_the_report(tmp_path):
+    """An intermediate beyond 65504 in an fp16 program overflows on device; the report says so."""
+    import torch
+
+    class Big(torch.nn.Module):
+        def forward(self, x):
+            y = (x * 400.0) ** 2  # up to 160000: inf in fp16
+            return torch.clamp(y, max=1.0)
+
+    model = tmp_path / "big.pt2"
+    torch.export.save(torch.export.export(Big().eval(), (torch.ones(1, 4),)), str(model))
+    calib = tmp_path / "c.npz"
+    np.savez(calib, x=np.ones((6, 4), np.float32))
+    prof = _profile(tmp_path, ["fp16"], val=3)
+    rep = edgepack.build(str(model), calib, [prof], tmp_path / "o")
+    notes = rep.results[0].parity.notes
+    assert any("would overflow to inf on device" in n for n in notes), notes
+    report = json.loads((tmp_path / "o" / "report.json").read_text())
+    assert any("overflow" in n for n in report["artifacts"][0]["parity"]["notes"])
