@@ -69,7 +69,7 @@ def cli(debug: bool) -> None:
 @click.option("--android-assets", type=click.Path(file_okay=False), help="Also write one target's artifacts, manifest and golden vectors here (e.g. android_demo/app/src/main/assets/edgepack).")
 @click.option("--android-target", help="The target whose artifacts go to --android-assets (default: the first --target).")
 def build(model, calibration, targets, out, allow_pickle, quiet, android_assets, android_target):
-    """Build, validate and report MODEL (.pt2, .onnx, or package.module:function) for each --target."""
+    """Build, validate and report MODEL (.pt2, .onnx, .keras, or package.module:function) for each --target."""
     from .api import build as run_build
     from .report.summary import COLUMNS, failures, row
 

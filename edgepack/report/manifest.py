@@ -16,7 +16,7 @@ def _io(binding: IOBinding, layout: str | None) -> dict[str, Any]:
 
 def manifest_json(report: BuildReport, calib: CalibrationSet) -> dict[str, Any]:
     pp = calib.preprocess
-    layout = pp.layout if pp else None
+    layout = pp.layout if pp else report.model.get("layout")
     return {
         "schema_version": report.schema_version,
         "edgepack_version": report.edgepack_version,

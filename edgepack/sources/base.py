@@ -23,6 +23,7 @@ def file_sha256(path: Path) -> str:
 class Source(ABC):
     kind: ClassVar[str]  # "pytorch", "onnx", ...
     description: ClassVar[str]  # for error messages: what files this source reads
+    layout: ClassVar[str] = "nchw"  # the order of 4-D inputs, by the framework's convention
 
     def __init__(self, spec: str, name: str, inputs: tuple[TensorSpec, ...], outputs: tuple[TensorSpec, ...], sha256: str):
         self.spec = spec
@@ -61,6 +62,7 @@ class Source(ABC):
             "source": self.spec,
             "kind": self.kind,
             "sha256": self.sha256,
+            "layout": self.layout,
             "inputs": [t.to_json() for t in self.inputs],
             "outputs": [t.to_json() for t in self.outputs],
         }

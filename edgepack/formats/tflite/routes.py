@@ -48,9 +48,9 @@ def import_litert_torch():
 
 def source_layout(job) -> str:
     """The layout of the source's 4-D inputs: the calibration set's declared preprocessing, else
-    NCHW (PyTorch's and ONNX's convention)."""
+    the source framework's convention (NCHW for PyTorch and ONNX, NHWC for Keras)."""
     pp = getattr(job, "preprocess", None)
-    return pp.layout if pp is not None else "nchw"
+    return pp.layout if pp is not None else job.source.layout
 
 
 def _torch_module(job) -> tuple[Any, str]:
