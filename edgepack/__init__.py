@@ -11,13 +11,19 @@ from __future__ import annotations
 __version__ = "0.1.0"
 REPORT_SCHEMA_VERSION = "1"
 
-__all__ = ["__version__", "build", "inspect"]
+__all__ = ["__version__", "build", "check", "inspect"]
 
 
 def build(*args, **kwargs):
     from .api import build as _build
 
     return _build(*args, **kwargs)
+
+
+def check(*args, **kwargs):
+    from .api import check as _check
+
+    return _check(*args, **kwargs)
 
 
 def inspect(path):

@@ -22,10 +22,10 @@ import numpy as np
 from . import REPORT_SCHEMA_VERSION, __version__
 from .android_assets import export_android_assets
 from .calibration import CalibrationSet, load_calibration
-from .errors import ConfigError, ConversionError, EdgepackError, InternalError
-from .formats.base import FormatJob, get_format
+from .errors import ConfigError, ConversionError, EdgepackError, InputError, InternalError
+from .formats.base import FormatJob, format_for_file, formats, get_format
 from .outdir import StagedOutput
-from .profiles import TargetProfile, resolve_profile
+from .profiles import DEFAULT_TOLERANCES, TargetProfile, default_profile, resolve_profile
 from .progress import Progress, Silent
 from .report.writers import write_reports
 from .runtimes.base import get_runtime
@@ -100,6 +100,45 @@ def build(
     return report
 
 
+def check(
+    artifact: str | Path,
+    model: str | Path,
+    calibration: str | Path,
+    *,
+    target: str | Path | TargetProfile | None = None,
+    precision: str = "fp32",
+    progress: Progress | None = None,
+    allow_pickle: bool = False,
+) -> ArtifactResult:
+    """Check an existing artifact (built by edgepack or not) against its source model: run it in
+    its own runtime on the held-out calibration samples, with the target's threads, tolerances
+    for `precision`, latency settings and budgets (edgepack's defaults without a target)."""
+    progress = progress or Silent()
+    path = Path(artifact)
+    if not path.exists():
+        raise InputError(f"{path}: artifact not found; check the path")
+    fmt = format_for_file(path)
+    if fmt is None:
+        known = ", ".join(sorted(c.suffix for c in formats().values()))
+        raise InputError(f"{path}: not an artifact edgepack can run; it checks: {known}")
+    if precision not in fmt.precisions:
+        raise ConfigError(f"--precision {precision!r} is not a {fmt.name} precision; choose from: {', '.join(fmt.precisions)}")
+    if target is None:
+        profile = default_profile()
+    else:
+        profile = target if isinstance(target, TargetProfile) else resolve_profile(str(target))
+    if not profile.tolerances.get(precision) and precision not in DEFAULT_TOLERANCES:
+        profile = dataclasses.replace(profile, tolerances={**profile.tolerances, precision: dict(fmt.tolerances.get(precision, {}))})
+    progress.step(f"loading {model}")
+    source = load_source(str(model), allow_pickle=allow_pickle)
+    progress.step(f"reading calibration data {calibration}")
+    calib = load_calibration(calibration, source.inputs, allow_pickle=allow_pickle)
+    _, val_idx = calib.split(profile.validation.split, profile.validation.max_samples, profile.quantization.calibration_samples)
+    refs = _ReferenceCache(source, calib, progress).outputs(val_idx)
+    art = Artifact(path=path, format=fmt.name, precision=precision, runtime=fmt.runtime, route="checked as given")
+    return _validate(profile, art, source, calib, val_idx, refs, path.parent, progress)
+
+
 class _ReferenceCache:
     """Source outputs per sample, computed once across all targets."""
 
@@ -146,7 +185,9 @@ def _build_target(profile, source, calib, reference, staging: Path, work: Path, 
             preprocess=calib.preprocess,
         )
         for artifact in fmt.build(job):
-            results.append(_validate(profile, artifact, source, calib, val_idx, refs, target_dir, staging, progress))
+            artifact.path = _move(artifact.path, target_dir)
+            artifact.extra_files = [_move(p, target_dir) for p in artifact.extra_files]
+            results.append(_validate(profile, artifact, source, calib, val_idx, refs, staging, progress))
     return results
 
 
@@ -170,9 +211,9 @@ def _move(path: Path, dest_dir: Path) -> Path:
     return dest
 
 
-def _validate(profile, artifact: Artifact, source, calib, val_idx, refs, target_dir: Path, staging: Path, progress) -> ArtifactResult:
-    artifact.path = _move(artifact.path, target_dir)
-    artifact.extra_files = [_move(p, target_dir) for p in artifact.extra_files]
+def _validate(profile, artifact: Artifact, source, calib, val_idx, refs, root: Path, progress) -> ArtifactResult:
+    """Run the artifact in its runtime on the held-out samples: parity, latency, budgets.
+    Paths in the result are relative to `root`."""
     label = f"[{profile.name}] {artifact.format} {artifact.precision}"
     runtime = get_runtime(artifact.runtime)
     session = runtime.open(artifact.path, threads=profile.threads, source_inputs=source.inputs, source_outputs=source.outputs)
@@ -213,8 +254,8 @@ def _validate(profile, artifact: Artifact, source, calib, val_idx, refs, target_
     return ArtifactResult(
         target=profile.name,
         artifact=artifact,
-        file=str(artifact.path.relative_to(staging)),
-        extra_files=tuple(str(p.relative_to(staging)) for p in artifact.extra_files),
+        file=str(artifact.path.relative_to(root)),
+        extra_files=tuple(str(p.relative_to(root)) for p in artifact.extra_files),
         size_bytes=size,
         sha256=artifact_sha256(artifact.path),
         inputs=session.inputs,

@@ -93,6 +93,36 @@ def build(model, calibration, targets, out, allow_pickle, quiet, android_assets,
 
 
 @cli.command()
+@click.argument("artifact")
+@click.option("--model", "-m", required=True, help="The source model the artifact was made from (.pt2, .onnx, .keras, or module:function).")
+@click.option("--calibration", "-c", required=True, help="Calibration data; its held-out part is used, as in build.")
+@click.option("--target", "-t", help="A target name or profile .toml: threads, tolerances, latency runs, budgets (default: edgepack's defaults).")
+@click.option("--precision", "-p", default="fp32", show_default=True, help="Which precision's tolerances apply (e.g. int8).")
+@click.option("--json", "as_json", is_flag=True, help="Print the artifact's report entry as JSON.")
+@click.option("--allow-pickle", is_flag=True, help="Allow loading pickled data (only for files you trust).")
+@click.option("--quiet", "-q", is_flag=True, help="No progress lines.")
+def check(artifact, model, calibration, target, precision, as_json, allow_pickle, quiet):
+    """Check an existing ARTIFACT (.ort, .tflite, .mlpackage) against its source model: parity and latency."""
+    import json
+
+    from .api import check as run_check
+    from .report.json_report import artifact_json
+    from .report.summary import COLUMNS, failures, row
+
+    result = run_check(
+        artifact, model, calibration, target=target, precision=precision, progress=CliProgress(quiet), allow_pickle=allow_pickle
+    )
+    if as_json:
+        click.echo(json.dumps(artifact_json(result), indent=2))
+    else:
+        click.echo(_table(COLUMNS, [row(result)]))
+    for f in failures(result):
+        click.echo(f"FAIL {result.file} {precision}: {f}", err=True)
+    if not result.passed:
+        sys.exit(ExitCode.GATE_FAILED)
+
+
+@cli.command()
 def targets():
     """List the shipped target profiles."""
     from .profiles import shipped_dir, shipped_profiles

@@ -263,3 +263,18 @@ def load_profile(path: Path) -> TargetProfile:
         tolerances=tolerances,
         path=path,
     )
+
+
+def default_profile(name: str = "default") -> TargetProfile:
+    """Every setting at its documented default: one thread, no formats (for `edgepack check`)."""
+    return TargetProfile(
+        name=name,
+        description="edgepack defaults",
+        device="",
+        threads=1,
+        formats=(),
+        quantization=QuantSettings(),
+        validation=ValidationSettings(),
+        latency=LatencySettings(),
+        budgets=Budgets(),
+    )

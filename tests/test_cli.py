@@ -193,3 +193,29 @@ def test_help_does_not_import_heavy_libraries():
 def test_two_targets_with_one_name(tmp_path, fast_profile):
     code, _, err = run_cli("build", str(DIGITS_PT2), "-c", str(DIGITS_DATA), "-t", fast_profile, "-t", fast_profile, "-o", str(tmp_path / "o"))
     _one_line_error(code, err, 2, "both named 'fast'")
+
+
+def test_check_an_existing_artifact(tmp_path, fast_profile):
+    out = tmp_path / "out"
+    code, _, err = run_cli("build", str(DIGITS_PT2), "-c", str(DIGITS_DATA), "-t", fast_profile, "-o", str(out), "-q")
+    assert code == 0, err
+    int8 = out / "fast" / "digits_cnn.int8.ort"
+    # the ONNX twin of the model checks the artifact built from the .pt2
+    code, stdout, err = run_cli("check", str(int8), "-m", str(DIGITS_ONNX), "-c", str(DIGITS_DATA), "-p", "int8", "--json", "-q")
+    assert code == 0, err
+    entry = json.loads(stdout)
+    assert entry["format"] == "ort" and entry["runtime"] == "onnxruntime" and entry["route"] == "checked as given"
+    assert entry["parity"]["outputs"][0]["min_cosine"] >= 0.99 and entry["parity"]["tolerances"]["min_cosine"] == 0.99
+    assert entry["file"] == "digits_cnn.int8.ort" and entry["size_bytes"] == int8.stat().st_size
+    # fp32 tolerances on an int8 artifact: the gate fails, with the parity exit code
+    code, stdout, err = run_cli("check", str(int8), "-m", str(DIGITS_PT2), "-c", str(DIGITS_DATA), "-q")
+    assert code == 1 and "FAIL digits_cnn.int8.ort fp32: output 'output': abs" in err and "| FAIL" not in stdout
+
+
+def test_check_refuses_unknown_files_and_precisions(tmp_path):
+    code, _, err = run_cli("check", str(DIGITS_ONNX), "-m", str(DIGITS_PT2), "-c", str(DIGITS_DATA))
+    _one_line_error(code, err, 3, "not an artifact edgepack can run", ".ort", ".tflite", ".mlpackage")
+    art = tmp_path / "m.ort"
+    art.write_bytes(b"x")
+    code, _, err = run_cli("check", str(art), "-m", str(DIGITS_PT2), "-c", str(DIGITS_DATA), "-p", "int4")
+    _one_line_error(code, err, 2, "--precision 'int4' is not a ort precision")

@@ -47,6 +47,7 @@ class Format(ABC):
     name: ClassVar[str]
     title: ClassVar[str]
     suffix: ClassVar[str]
+    runtime: ClassVar[str]  # the runtime plug-in that runs this format's files
     extra: ClassVar[str]  # the pip extra that installs what it needs
     precisions: ClassVar[tuple[str, ...]]
     options: ClassVar[dict[str, Option]] = {}
@@ -83,3 +84,9 @@ def get_format(name: str) -> Format:
     return known[name]()
 
 
+
+
+def format_for_file(path: Path) -> type[Format] | None:
+    """The format whose artifacts end like `path` (.ort, .tflite, .mlpackage), if any."""
+    name = Path(path).name.lower()
+    return next((cls for cls in formats().values() if name.endswith(cls.suffix)), None)

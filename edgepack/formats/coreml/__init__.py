@@ -32,6 +32,7 @@ class CoreML(Format):
     name = "coreml"
     title = "Core ML"
     suffix = ".mlpackage"
+    runtime = "coreml_emulator"
     extra = "coreml"
     precisions = tuple(_SUMMARY)
     options = {
@@ -95,7 +96,7 @@ class CoreML(Format):
                 path=out,
                 format=self.name,
                 precision=precision,
-                runtime="coreml_emulator",
+                runtime=self.runtime,
                 route=route,
                 details={"deployment_target": target, "compute_precision": compute},
                 tool_versions=versions,

@@ -24,6 +24,7 @@ class OrtMobile(Format):
     name = "ort"
     title = "ONNX Runtime Mobile"
     suffix = ".ort"
+    runtime = "onnxruntime"
     extra = "onnx"
     precisions = ("fp32", "fp16", "int8")
     options = {
@@ -74,7 +75,7 @@ class OrtMobile(Format):
                 path=ort_path,
                 format=self.name,
                 precision=precision,
-                runtime="onnxruntime",
+                runtime=self.runtime,
                 route=f"{steps} -> .ort (target platform {platform}, optimization {level})",
                 extra_files=[config],
                 details={"ep_coverage": cov, "notes": coverage_notes(cov) + _host_notes(precision, platform)},

@@ -34,6 +34,7 @@ class TFLite(Format):
     name = "tflite"
     title = "LiteRT (TensorFlow Lite)"
     suffix = ".tflite"
+    runtime = "litert"
     extra = "tflite"
     precisions = tuple(VARIANTS)
     options = {
@@ -86,7 +87,7 @@ class TFLite(Format):
                 path=path,
                 format=self.name,
                 precision=precision,
-                runtime="litert",
+                runtime=self.runtime,
                 route=route,
                 details={
                     "xnnpack": cov,
