@@ -64,12 +64,14 @@ def build(
         raise ConfigError(f"two --target profiles are both named {dup!r}; each target needs its own name (the `name` key)")
     if android_target is not None and android_target not in [p.name for p in profiles]:
         raise ConfigError(f"--android-target {android_target!r} is not one of this build's targets: {', '.join(p.name for p in profiles)}")
+    _check_folders(Path(out), Path(android_assets) if android_assets is not None else None)
     staged = StagedOutput(Path(out))  # checks --out before any slow work
     with staged as staging, tempfile.TemporaryDirectory(prefix="edgepack-work-") as work:
         progress.step(f"loading {model}")
         source = load_source(str(model), allow_pickle=allow_pickle)
         progress.step(f"reading calibration data {calibration}")
         calib = load_calibration(calibration, source.inputs, allow_pickle=allow_pickle)
+        _preflight(profiles, source, calib, android_assets, android_target)
         results: list[ArtifactResult] = []
         reference = _ReferenceCache(source, calib, progress)
         shared: dict[str, dict] = {}  # per format, across targets
@@ -91,13 +93,40 @@ def build(
         if android_assets is None:
             staged.commit()
         else:
-            assets = StagedOutput(Path(android_assets), marker="manifest.json")
+            assets = StagedOutput(Path(android_assets), marker="manifest.json", option="--android-assets")
             with assets as assets_staging:
                 progress.step(f"writing Android assets to {android_assets}")
                 export_android_assets(report, calib, source, profiles, staging, assets_staging, android_target)
                 staged.commit()
                 assets.commit()
     return report
+
+
+def _check_folders(out: Path, assets: Path | None) -> None:
+    out = out.resolve()
+    cwd = Path.cwd().resolve()
+    if out == cwd or out in cwd.parents:
+        raise ConfigError(f"{out}: --out is the current folder or one of its parents; give a subfolder, e.g. --out build/out")
+    if assets is not None:
+        assets = assets.resolve()
+        if assets == out or out in assets.parents or assets in out.parents:
+            raise ConfigError(f"{assets}: --android-assets must be a folder apart from --out {out} (not it, inside it, or around it)")
+
+
+def _preflight(profiles, source, calib, android_assets, android_target) -> None:
+    """Every format checks, before any conversion, that it can build what the profiles ask."""
+    for profile in profiles:
+        for spec in profile.formats:
+            try:
+                get_format(spec.name).preflight(source, spec.precisions, spec.options, calib.preprocess)
+            except ConfigError as exc:
+                where = f"{profile.path}: " if profile.path else ""
+                raise ConfigError(f"{where}{exc}") from None
+    if android_assets is not None:
+        target = android_target or profiles[0].name
+        profile = next(p for p in profiles if p.name == target)
+        if not any(get_runtime(get_format(s.name).runtime).android_library for s in profile.formats):
+            raise ConfigError(f"target {target!r} has no format whose artifacts an Android app can run; add ort or tflite to it, or pick --android-target")
 
 
 def check(
@@ -136,7 +165,10 @@ def check(
     _, val_idx = calib.split(profile.validation.split, profile.validation.max_samples, profile.quantization.calibration_samples)
     refs = _ReferenceCache(source, calib, progress).outputs(val_idx)
     art = Artifact(path=path, format=fmt.name, precision=precision, runtime=fmt.runtime, route="checked as given")
-    return _validate(profile, art, source, calib, val_idx, refs, path.parent, progress)
+    try:
+        return _validate(profile, art, source, calib, val_idx, refs, path.parent, progress)
+    except ConversionError as exc:  # the artifact is this command's input: corrupt, or not from this model
+        raise InputError(f"{exc}; is {path.name} a valid artifact made from {model}?") from exc
 
 
 class _ReferenceCache:
@@ -242,6 +274,10 @@ def _validate(profile, artifact: Artifact, source, calib, val_idx, refs, root: P
         measured_on=runtime.measured_on,
         runtime=f"{runtime.name} {runtime.version()}",
     )
+    layout = calib.preprocess.layout if calib.preprocess else source.layout
+    inputs = tuple(  # an artifact that keeps the source's 4-D inputs keeps their layout too
+        dataclasses.replace(b, layout=layout) if b.layout is None and len(b.shape) == 4 else b for b in session.inputs
+    )
     size = artifact_size(artifact.path)
     budget_failures = []
     b = profile.budgets
@@ -258,7 +294,7 @@ def _validate(profile, artifact: Artifact, source, calib, val_idx, refs, root: P
         extra_files=tuple(str(p.relative_to(root)) for p in artifact.extra_files),
         size_bytes=size,
         sha256=artifact_sha256(artifact.path),
-        inputs=session.inputs,
+        inputs=inputs,
         outputs=session.outputs,
         parity=parity,
         latency=latency,

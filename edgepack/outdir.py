@@ -10,19 +10,21 @@ from pathlib import Path
 from .errors import ConfigError
 
 class StagedOutput:
-    def __init__(self, out: Path, marker: str = "report.json"):
-        """`marker`: a file whose presence shows an existing folder is a previous edgepack output."""
-        self.out = Path(out)
+    def __init__(self, out: Path, marker: str = "report.json", option: str = "--out"):
+        """`marker`: a file whose presence shows an existing folder is a previous edgepack output;
+        `option`: how error messages name the folder."""
+        self.out = Path(out).absolute()
         self.marker = marker
+        self.option = option
         self.staging: Path | None = None
         self._made_parents: list[Path] = []
 
     def __enter__(self) -> Path:
         out = self.out
         if out.exists() and not out.is_dir():
-            raise ConfigError(f"{out}: --out exists and is a file; choose a folder path")
+            raise ConfigError(f"{out}: {self.option} exists and is a file; choose a folder path")
         if out.is_dir() and any(out.iterdir()) and not (out / self.marker).is_file():
-            raise ConfigError(f"{out}: --out is a non-empty folder that edgepack did not write; choose a new or empty folder")
+            raise ConfigError(f"{out}: {self.option} is a non-empty folder that edgepack did not write; choose a new or empty folder")
         parent = out.absolute().parent
         try:
             missing = []
@@ -39,7 +41,7 @@ class StagedOutput:
             self.staging.chmod(0o777 & ~umask)  # mkdtemp makes 0700; the result is an ordinary folder
         except OSError as exc:
             self._remove_parents()
-            raise ConfigError(f"{out}: cannot write the output folder ({exc.strerror or exc}); choose a writable --out") from None
+            raise ConfigError(f"{out}: cannot write the output folder ({exc.strerror or exc}); choose a writable {self.option}") from None
         return self.staging
 
     def commit(self) -> None:

@@ -25,7 +25,7 @@ def load_preprocess(path: Path) -> Preprocess:
     if missing:
         raise ConfigError(f"{path}: missing required key '{missing[0]}'")
     size = data["size"]
-    if not (isinstance(size, list) and len(size) == 2 and all(isinstance(s, int) and s > 0 for s in size)):
+    if not (isinstance(size, list) and len(size) == 2 and all(isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in size)):
         raise ConfigError(f"{path}: 'size' must be [height, width] in pixels, got {size!r}")
     layout = data["layout"]
     if layout not in ("nchw", "nhwc"):
@@ -37,7 +37,7 @@ def load_preprocess(path: Path) -> Preprocess:
     mean = data.get("mean", [0.0] * n)
     std = data.get("std", [1.0] * n)
     for key, vals in (("mean", mean), ("std", std)):
-        if not (isinstance(vals, list) and len(vals) == n and all(isinstance(v, (int, float)) for v in vals)):
+        if not (isinstance(vals, list) and len(vals) == n and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in vals)):
             raise ConfigError(f"{path}: '{key}' must be a list of {n} numbers for channels = {channels!r}, got {vals!r}")
     if any(s == 0 for s in std):
         raise ConfigError(f"{path}: 'std' must not contain 0")

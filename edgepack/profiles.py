@@ -5,6 +5,8 @@ Every field is documented in README.md ("Target profiles").
 """
 from __future__ import annotations
 
+import math
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,6 +15,7 @@ from typing import Any
 from .errors import ConfigError
 
 SHIPPED_DIR_NAME = "targets"
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 CALIBRATION_METHODS = ("minmax", "percentile", "entropy")
 TOLERANCE_KEYS = (
@@ -150,6 +153,8 @@ class _Table:
         if isinstance(value, bool) and bool not in types or not isinstance(value, types):
             names = " or ".join(t.__name__ for t in types)
             raise ConfigError(f"{self.file}: key '{self._key(key)}' must be {names}, got {value!r}")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"{self.file}: key '{self._key(key)}' must be a finite number, got {value!r}")
         if choices is not None:
             for item in value if isinstance(value, list) else [value]:
                 if item not in choices:
@@ -185,6 +190,8 @@ def load_profile(path: Path) -> TargetProfile:
         ("name", "description", "device", "threads", "formats", "quantization", "validation", "latency", "budgets", "tolerances"),
     )
     name = top.get("name", str, path.stem)
+    if not _NAME.match(name) or name in (".", ".."):
+        raise ConfigError(f"{path}: 'name' is {name!r}; it names the target's output folder, so use letters, digits, '.', '_' and '-' only")
     threads = _positive(path, "threads", top.get("threads", int, 1))
 
     known = formats()
@@ -205,6 +212,8 @@ def load_profile(path: Path) -> TargetProfile:
                 )
         if not precisions:
             raise ConfigError(f"{path}: formats.{fname}.precisions is empty; choose from: {', '.join(cls.precisions)}")
+        if len(set(precisions)) != len(precisions):
+            raise ConfigError(f"{path}: formats.{fname}.precisions lists a precision twice: {list(precisions)}")
         options = {k: t.get(k, o.type, o.default, choices=o.choices) for k, o in cls.options.items()}
         specs.append(FormatSpec(fname, precisions, options))
 
@@ -233,6 +242,8 @@ def load_profile(path: Path) -> TargetProfile:
     )
 
     b = top.table("budgets", ("max_size_mb", "max_latency_ms"))
+    if "max_latency_ms" in b.data and latency.runs == 0:
+        raise ConfigError(f"{path}: budgets.max_latency_ms needs latency.runs > 0 (latency is not measured with runs = 0)")
     budgets = Budgets(
         max_size_mb=_positive(path, "budgets.max_size_mb", b.get("max_size_mb", float)),
         max_latency_ms=_positive(path, "budgets.max_latency_ms", b.get("max_latency_ms", float)),
@@ -244,6 +255,10 @@ def load_profile(path: Path) -> TargetProfile:
     for prec in tol_top.data:
         t = tol_top.table(prec, TOLERANCE_KEYS)
         tolerances[prec] = {k: t.get(k, float) for k in TOLERANCE_KEYS if k in t.data}
+        for k, v in tolerances[prec].items():
+            bad = v < 0 or (k in ("min_cosine", "min_top1_agreement") and v > 1)
+            if bad:
+                raise ConfigError(f"{path}: key 'tolerances.{prec}.{k}' is {v:g}; it must be {'between 0 and 1' if k.startswith('min_') and k != 'min_sqnr_db' else '>= 0'}")
 
     for spec in specs:  # a format's own defaults for precisions that DEFAULT_TOLERANCES lacks
         for prec in spec.precisions:

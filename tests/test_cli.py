@@ -219,3 +219,66 @@ def test_check_refuses_unknown_files_and_precisions(tmp_path):
     art.write_bytes(b"x")
     code, _, err = run_cli("check", str(art), "-m", str(DIGITS_PT2), "-c", str(DIGITS_DATA), "-p", "int4")
     _one_line_error(code, err, 2, "--precision 'int4' is not a ort precision")
+
+
+@pytest.mark.parametrize("name", ["../escape", "", "/abs"])
+def test_profile_name_must_be_a_plain_folder_name(tmp_path, name):
+    prof = write_profile(tmp_path / "p.toml", FAST.replace('name = "fast"', f'name = "{name}"'))
+    out = tmp_path / "o" / "x"
+    code, _, err = run_cli("build", str(DIGITS_PT2), "-c", str(DIGITS_DATA), "-t", str(prof), "-o", str(out))
+    _one_line_error(code, err, 2, "'name'", "letters, digits")
+    assert not (tmp_path / "o").exists() and not (tmp_path / "escape").exists()
+
+
+@pytest.mark.parametrize("extra, needle", [
+    ("[budgets]\nmax_latency_ms = nan\n", "must be a finite number"),
+    ("[tolerances.fp32]\nmax_abs = inf\n", "must be a finite number"),
+    ("[tolerances.fp32]\nmin_cosine = 2.0\n", "between 0 and 1"),
+])
+def test_profile_numbers_are_checked(tmp_path, extra, needle):
+    prof = write_profile(tmp_path / "p.toml", FAST + extra)
+    code, _, err = run_cli("build", str(DIGITS_PT2), "-c", str(DIGITS_DATA), "-t", str(prof), "-o", str(tmp_path / "o"))
+    _one_line_error(code, err, 2, needle)
+
+
+@pytest.mark.parametrize("assets", ["same", "inside", "around"])
+def test_android_assets_apart_from_out(tmp_path, fast_profile, assets):
+    out = tmp_path / "b" / "out"
+    where = {"same": out, "inside": out / "assets", "around": tmp_path / "b"}[assets]
+    code, _, err = run_cli("build", str(DIGITS_PT2), "-c", str(DIGITS_DATA), "-t", fast_profile, "-o", str(out), "--android-assets", str(where))
+    _one_line_error(code, err, 2, "--android-assets must be a folder apart from --out")
+    assert not (tmp_path / "b").exists()
+
+
+def test_out_cannot_be_the_current_folder(tmp_path, fast_profile, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run_cli("build", str(DIGITS_PT2), "-c", str(DIGITS_DATA), "-t", fast_profile, "-o", ".")
+    _one_line_error(code, err, 2, "--out is the current folder")
+
+
+def test_out_that_is_a_file_is_one_line(tmp_path, fast_profile):
+    f = tmp_path / "file.txt"
+    f.write_text("x")
+    code, _, err = run_cli("build", str(DIGITS_PT2), "-c", str(DIGITS_DATA), "-t", fast_profile, "-o", str(f))
+    _one_line_error(code, err, 2, "--out exists and is a file")
+
+
+def test_entry_point_that_raises_is_bad_input(tmp_path, fast_profile, monkeypatch):
+    (tmp_path / "ep.py").write_text("def raises():\n    raise RuntimeError('boom in user code')\n")
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run_cli("build", "ep.py:raises", "-c", str(DIGITS_DATA), "-t", fast_profile, "-o", str(tmp_path / "o"))
+    _one_line_error(code, err, 3, "ep.py:raises: the entry point raised RuntimeError: boom in user code")
+
+
+def test_onnx_with_external_weights(tmp_path, fast_profile):
+    import torch
+
+    from conftest import tiny_cnn, write_stacked
+
+    model = tmp_path / "ext.onnx"
+    prog = torch.onnx.export(tiny_cnn(), (torch.randn(1, 3, 16, 16),), dynamo=True, input_names=["image"])
+    prog.save(str(model), external_data=True)
+    assert (tmp_path / "ext.onnx.data").is_file()
+    calib = write_stacked(tmp_path / "calib", 12, (3, 16, 16))
+    code, _, err = run_cli("build", str(model), "-c", str(calib), "-t", fast_profile, "-o", str(tmp_path / "o"), "-q")
+    assert code == 0, err

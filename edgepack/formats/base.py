@@ -55,6 +55,9 @@ class Format(ABC):
     # profile gives none: a precision never goes unchecked for want of a [tolerances.X] table.
     tolerances: ClassVar[dict[str, dict[str, float]]] = {}
 
+    def preflight(self, source: Source, precisions: tuple[str, ...], options: dict[str, Any], preprocess: Preprocess | None) -> None:
+        """Refuse, before any slow work, what this format cannot build (raise a UserError)."""
+
     @abstractmethod
     def build(self, job: FormatJob) -> Iterator[Artifact]:
         """Convert and quantise; yield one Artifact per requested precision."""

@@ -92,4 +92,5 @@ class KerasSource(Source):
                     node.output[:] = [spec.name if o == old.name else o for o in node.output]
                 old.name = spec.name
         onnx.save(model_proto, str(dest))
-        return f"keras {self.model.__class__.__module__.split('.')[0]} -> tf2onnx {tf2onnx.__version__} (opset {ONNX_OPSET}, NHWC input)"
+        keras = require("keras", "keras", "Exporting Keras to ONNX")
+        return f"keras {keras.__version__} -> tf2onnx {tf2onnx.__version__} (opset {ONNX_OPSET}, NHWC input)"

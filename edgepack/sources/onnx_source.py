@@ -1,7 +1,6 @@
 """ONNX source: a .onnx file (protobuf, no pickles), run in onnxruntime as the reference."""
 from __future__ import annotations
 
-import shutil
 from collections import Counter
 from pathlib import Path
 
@@ -81,7 +80,13 @@ class OnnxSource(Source):
         return self._session.run([o.name for o in self.outputs], {t.name: feeds[t.name] for t in self.inputs})
 
     def to_onnx(self, dest: Path) -> str:
-        shutil.copyfile(self.path, dest)
+        """A self-contained copy: weights kept in an external .data file are pulled inline."""
+        onnx = require("onnx", "onnx", "Reading ONNX models")
+        model = onnx.load(str(self.path))  # resolves external data beside the source file
+        if model.ByteSize() < 2**31 - 1:
+            onnx.save(model, str(dest))
+        else:  # protobuf's 2 GB limit: keep the weights external, next to the copy
+            onnx.save(model, str(dest), save_as_external_data=True, location=dest.name + ".data")
         return "source ONNX"
 
 

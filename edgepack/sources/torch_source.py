@@ -186,7 +186,11 @@ class EntryPointSource(_TorchBase):
         fn = getattr(module, fn_name, None)
         if not callable(fn):
             raise InputError(f"{spec}: '{mod_name}' has no function '{fn_name}'")
-        result = fn()
+        try:
+            result = fn()
+        except Exception as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            raise InputError(f"{spec}: the entry point raised {type(exc).__name__}: {first}; fix it, then rerun (--debug shows where)") from exc
         if not (isinstance(result, tuple) and len(result) == 2 and isinstance(result[0], torch.nn.Module)):
             raise InputError(f"{spec}: the entry point must return (torch.nn.Module, example_inputs); got {type(result).__name__}")
         module_obj, example = result

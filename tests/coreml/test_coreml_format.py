@@ -211,3 +211,16 @@ def test_fp16_overflow_is_flagged_in_the_report(tmp_path):
     assert any("would overflow to inf on device" in n for n in notes), notes
     report = json.loads((tmp_path / "o" / "report.json").read_text())
     assert any("overflow" in n for n in report["artifacts"][0]["parity"]["notes"])
+
+
+def test_core_ml_problems_are_refused_before_any_conversion(tmp_path):
+    """An ONNX source for Core ML, or int4 below iOS18, fails before the other formats build."""
+    from conftest import run_cli
+
+    prof = _profile(tmp_path, ["int4_weights"])
+    ort = tmp_path / "ort.toml"
+    ort.write_text('name = "ortonly"\n[formats.ort]\nprecisions = ["fp32"]\n')
+    code, out, err = run_cli("build", str(DIGITS_PT2), "-c", str(DIGITS_DATA), "-t", str(ort), "-t", str(prof), "-o", str(tmp_path / "o"))
+    assert code == 2 and f"{prof}: int4_weights" in err and "[ortonly] ort" not in err
+    code, out, err = run_cli("build", str(DIGITS_ONNX), "-c", str(DIGITS_DATA), "-t", str(ort), "-t", str(_profile(tmp_path, ["fp32"])), "-o", str(tmp_path / "o"))
+    assert code == 4 and "unsupported source for Core ML (a onnx model" in err and "[ortonly] ort" not in err

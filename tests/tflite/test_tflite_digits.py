@@ -12,9 +12,9 @@ pytestmark = pytest.mark.filterwarnings("ignore::FutureWarning")
 
 
 @pytest.fixture(scope="module")
-def build():
+def build(tmp_path_factory):
     pytest.importorskip("litert_torch")
-    code, text, out = digits_build()
+    code, text, out = digits_build(tmp_path_factory.mktemp("tfl-digits"))
     assert code == 0, text
     return out, report_by(out)
 

@@ -26,10 +26,8 @@ def profile(path: Path, precisions, *, name="tfl", ort=None, layout=None, method
     return write_profile(path, body)
 
 
-@functools.cache
-def digits_build() -> tuple[int, str, Path]:
-    """The digits example (.pt2) built once for the session: .tflite in every precision and .ort, from one command."""
-    tmp = Path(tempfile.mkdtemp(prefix="edgepack-tfl-digits-"))
+def digits_build(tmp: Path) -> tuple[int, str, Path]:
+    """The digits example (.pt2): .tflite in every precision and .ort, from one command, in `tmp`."""
     prof = profile(tmp / "digits.toml", ALL, name="digits", ort=["fp32", "int8"])
     out = tmp / "out"
     code, stdout, stderr = run_cli("build", str(DIGITS_PT2), "--calibration", str(DIGITS_DATA), "--target", str(prof), "--out", str(out), "-q")

@@ -45,6 +45,24 @@ class CoreML(Format):
     }
     tolerances = {p: dict(_COMPRESSED_TOL) for p in ("int8_weights", "int4_weights", "palettize4", "palettize6", "w8a8")}
 
+    def preflight(self, source, precisions, options, preprocess) -> None:
+        from ...errors import ConfigError, ConversionError
+        from .convert import image_scale_bias, unsupported_source
+
+        try:
+            source.exported_program()
+        except ConversionError:
+            raise unsupported_source(source) from None
+        if "int4_weights" in precisions and options["deployment_target"] != "iOS18":
+            raise ConfigError(
+                f"int4_weights (int4 per block) needs deployment_target = \"iOS18\" in [formats.coreml], not "
+                f"{options['deployment_target']!r}; raise the target or use int8_weights / palettize4"
+            )
+        if options["image_input"]:
+            if preprocess is None:
+                raise ConfigError("image_input = true in [formats.coreml] needs a preprocess.toml in the calibration folder (scale, mean, std)")
+            image_scale_bias(preprocess, "preprocess.toml")
+
     def build(self, job: FormatJob) -> Iterator[Artifact]:
         from . import compress
         from .convert import convert

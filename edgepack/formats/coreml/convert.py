@@ -16,11 +16,18 @@ def image_scale_bias(pp: Preprocess, where: str) -> tuple[float, list[float]]:
     """Core ML's ImageType computes scale * pixel + bias[c]: one scale for all channels."""
     if len(set(pp.std)) != 1:
         raise ConfigError(
-            f"{where}: Core ML's ImageType has one scale for all channels, but preprocess std differs per channel {list(pp.std)}; "
+            f"{where}: Core ML's ImageType has one scale for all channels, but the std differs per channel {list(pp.std)}; "
             "set image_input = false in the profile (the app then normalises), or use one std"
         )
     scale = pp.scale / pp.std[0]
     return scale, [-m / s for m, s in zip(pp.mean, pp.std, strict=True)]
+
+
+def unsupported_source(source) -> ConversionError:
+    return ConversionError(
+        f"{source.spec}: unsupported source for Core ML (a {source.kind} model; coremltools dropped ONNX input in 6.0); "
+        "supported: a PyTorch .pt2 file or a Python entry point 'package.module:function'"
+    )
 
 
 def convert(source, *, precision: str, target: str, io_dtype: str, image: Preprocess | None, labels: list[str] | None) -> Any:
@@ -29,10 +36,7 @@ def convert(source, *, precision: str, target: str, io_dtype: str, image: Prepro
     try:
         ep = source.exported_program()
     except ConversionError:
-        raise ConversionError(
-            f"{where}: unsupported source for Core ML (coremltools dropped ONNX input in 6.0); "
-            "supported: a PyTorch .pt2 file or a Python entry point 'package.module:function'"
-        ) from None
+        raise unsupported_source(source) from None
     np_io = np.float16 if io_dtype == "fp16" else np.float32
     inputs = []
     for t in source.inputs:

@@ -30,8 +30,10 @@ def unsupported_ops(model) -> list[str]:
     return ops
 
 
-def to_torch(path: Path, input_shapes: dict[str, tuple[int, ...]], input_dtypes: dict[str, str]):
-    """An nn.Module equivalent to the ONNX model at `path`, with static input shapes."""
+def to_torch(path: Path, input_shapes: dict[str, tuple[int, ...]], input_dtypes: dict[str, str], where: str | None = None):
+    """An nn.Module equivalent to the ONNX model at `path`, with static input shapes. `where`
+    names the user's model in errors (default: the file's name)."""
+    where = where or path.name
     onnx = require("onnx", "onnx", "Reading ONNX models for the tflite route")
     require("torch", "torch", "Converting ONNX to PyTorch for the tflite route")
     model = onnx.load(str(path))
@@ -41,10 +43,10 @@ def to_torch(path: Path, input_shapes: dict[str, tuple[int, ...]], input_dtypes:
         raise UnsupportedOpError(
             missing[0],
             "tflite",
-            f"{path.name}: ONNX op '{missing[0]}'{more} is not supported by edgepack's ONNX->PyTorch bridge, "
+            f"{where}: ONNX op '{missing[0]}'{more} is not supported by edgepack's ONNX->PyTorch bridge, "
             "the tflite route for ONNX sources; export the model from PyTorch (.pt2) instead",
         )
-    return _build_module(model, input_shapes, input_dtypes, path.name)
+    return _build_module(model, input_shapes, input_dtypes, where)
 
 
 def _attrs(node) -> dict[str, Any]:

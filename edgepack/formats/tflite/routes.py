@@ -67,7 +67,7 @@ def _torch_module(job) -> tuple[Any, str]:
     how = job.source.to_onnx(onnx_path)
     shapes = {t.name: t.static_shape() for t in job.source.inputs}
     dtypes = {t.name: t.dtype for t in job.source.inputs}
-    return onnx_bridge.to_torch(onnx_path, shapes, dtypes), f"{how} -> edgepack ONNX->PyTorch bridge"
+    return onnx_bridge.to_torch(onnx_path, shapes, dtypes, where=job.source.spec), f"{how} -> edgepack ONNX->PyTorch bridge"
 
 
 def _wrapper(inner, in_names: list[str], out_names: list[str], perms: dict[str, tuple[int, ...]]):
