@@ -27,7 +27,7 @@ def coremltools(purpose: str = "Building Core ML artifacts"):
     finally:
         for q, lvl in zip(quiet, levels, strict=True):
             q.setLevel(lvl)
-    logging.getLogger("coremltools").setLevel(logging.ERROR)
+    logging.getLogger("coremltools").setLevel(logging.CRITICAL)  # edgepack reports its failures in one line
     return ct
 
 

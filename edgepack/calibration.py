@@ -182,6 +182,13 @@ def load_calibration(path: str | Path, inputs: tuple[TensorSpec, ...], *, allow_
             samples, origins = [], []
             for f in arrays:
                 s = _map_keys(_load_array_file(f, allow_pickle), inputs, str(f))
+                for spec in inputs:
+                    arr = s[spec.name]
+                    if arr.ndim == len(spec.shape) and arr.ndim and arr.shape[0] > _batch(spec):
+                        raise InputError(
+                            f"{f}: holds {arr.shape[0]} samples stacked on axis 0, but a folder of several .npz files is read as "
+                            "one sample per file; keep a single stacked .npz in the folder, or save one sample per file"
+                        )
                 _check_sample(s, inputs, str(f))
                 samples.append(s)
                 origins.append(str(f))

@@ -119,3 +119,10 @@ def test_image_folder_needs_preprocess_and_valid_one(tmp_path):
 def test_missing_path():
     with pytest.raises(InputError, match="calibration data not found"):
         load_calibration("/no/such/dir", IMG)
+
+
+def test_folder_of_stacked_files_explains_the_rule(tmp_path):
+    for i in range(2):
+        np.savez(tmp_path / f"part{i}.npz", image=np.zeros((20, 1, 8, 8), np.float32))
+    with pytest.raises(InputError, match=r"part0.npz: holds 20 samples stacked on axis 0, but a folder of several .npz files is read as one sample per file"):
+        load_calibration(tmp_path, IMG)
