@@ -4,19 +4,11 @@ from __future__ import annotations
 from typing import Any
 
 from ..calibration import CalibrationSet
-from ..types import BuildReport, IOBinding
-
-
-def _io(binding: IOBinding, layout: str | None) -> dict[str, Any]:
-    d = binding.to_json()
-    if d["layout"] is None and len(binding.shape) == 4:
-        d["layout"] = layout
-    return d
+from ..types import BuildReport
 
 
 def manifest_json(report: BuildReport, calib: CalibrationSet) -> dict[str, Any]:
     pp = calib.preprocess
-    layout = pp.layout if pp else report.model.get("layout")
     return {
         "schema_version": report.schema_version,
         "edgepack_version": report.edgepack_version,
@@ -34,8 +26,8 @@ def manifest_json(report: BuildReport, calib: CalibrationSet) -> dict[str, Any]:
                 "runtime": r.artifact.runtime,
                 "size_bytes": r.size_bytes,
                 "sha256": r.sha256,
-                "inputs": [_io(b, layout) for b in r.inputs],
-                "outputs": [_io(b, None) for b in r.outputs],
+                "inputs": [b.to_json() for b in r.inputs],  # 4-D layouts are set by the pipeline
+                "outputs": [b.to_json() for b in r.outputs],
                 "parity_passed": r.parity.passed,
                 "accuracy": r.parity.accuracy,
             }

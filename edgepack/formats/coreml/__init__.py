@@ -94,7 +94,7 @@ class CoreML(Format):
             if precision == "int8_weights":
                 mlmodel = compress.int8_weights(mlmodel)
             elif precision == "int4_weights":
-                mlmodel = compress.int4_weights(mlmodel, target=target, block_size=opts["int4_block_size"], where=job.source.spec)
+                mlmodel = compress.int4_weights(mlmodel, block_size=opts["int4_block_size"])
             elif precision in ("palettize4", "palettize6"):
                 mlmodel = compress.palettize(mlmodel, int(precision[-1]))
             elif precision == "w8a8":

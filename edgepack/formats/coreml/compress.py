@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from ...errors import ConfigError, ConversionError
+from ...errors import ConversionError
 from ...types import Sample
 from ..._coremltools import coremltools, no_progress_bars
 
@@ -32,12 +32,8 @@ def int8_weights(mlmodel):
         return cto.linear_quantize_weights(mlmodel, cfg)
 
 
-def int4_weights(mlmodel, *, target: str, block_size: int, where: str):
-    if target != "iOS18":
-        raise ConfigError(
-            f"{where}: int4_weights (int4 per block) needs deployment_target = \"iOS18\" in [formats.coreml], not {target!r}; "
-            "raise the target or use int8_weights / palettize4"
-        )
+def int4_weights(mlmodel, *, block_size: int):
+    """int4 per block; the iOS18 deployment target it needs is checked by CoreML.preflight."""
     cto = _cto()
     cfg = cto.OptimizationConfig(
         global_config=cto.OpLinearQuantizerConfig(mode="linear_symmetric", dtype="int4", granularity="per_block", block_size=block_size)

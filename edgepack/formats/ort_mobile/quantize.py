@@ -31,7 +31,7 @@ def to_fp16(src: Path, dest: Path) -> None:
 class _Reader:
     """onnxruntime's CalibrationDataReader protocol over edgepack samples."""
 
-    def __init__(self, samples: list[Sample], names: dict[str, str], progress_iter: Iterator[Sample]):
+    def __init__(self, names: dict[str, str], progress_iter: Iterator[Sample]):
         self._it = progress_iter
         self._names = names
 
@@ -61,7 +61,7 @@ def to_int8_qdq(src: Path, dest: Path, *, samples: list[Sample], quant: QuantSet
         "percentile": CalibrationMethod.Percentile,
         "entropy": CalibrationMethod.Entropy,
     }[quant.method]
-    reader = _Reader(samples, input_names, iter(track(samples, len(samples), f"calibrating ({quant.method})")))
+    reader = _Reader(input_names, iter(track(samples, len(samples), f"calibrating ({quant.method})")))
     try:
         with contextlib.redirect_stdout(io.StringIO()):
             quantize_static(
