@@ -65,9 +65,9 @@ class OrtMobile(Format):
             else:
                 onnx_path = work / f"{job.stem}.int8.onnx"
                 names = {t.name: t.name for t in job.source.inputs}
-                to_int8_qdq(fp32, onnx_path, samples=job.calibration, quant=job.quantization, input_names=names, track=job.progress.track)
+                upgraded = to_int8_qdq(fp32, onnx_path, samples=job.calibration, quant=job.quantization, input_names=names, track=job.progress.track)
                 pc = "per-channel" if job.quantization.per_channel else "per-tensor"
-                steps = f"{route} -> quantize_static QDQ int8 {pc}, {job.quantization.method} over {len(job.calibration)} samples"
+                steps = f"{route}{f' -> {upgraded}' if upgraded else ''} -> quantize_static QDQ int8 {pc}, {job.quantization.method} over {len(job.calibration)} samples"
             ort_path = work / f"{job.stem}.{precision}.ort"
             cov = ep_coverage(onnx_path, job.options["mobile_eps"])
             config = to_ort(onnx_path, ort_path, target_platform=platform, optimization=level)

@@ -20,7 +20,11 @@ def ep_coverage(onnx_path: Path, eps: list[str]) -> dict[str, Any]:
     logging.getLogger("usability_checker").setLevel(logging.ERROR)
     from onnxruntime.tools.mobile_helpers import usability_checker as uc
 
-    model = uc.ModelProtoWithShapeInfo(onnx_path).model_with_shape_info
+    try:
+        model = _with_shapes(onnx_path)
+    except Exception as exc:  # its shape inference crashes on some graphs (e.g. Resize + Concat); the report says so
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        return {ep: {"error": f"ONNX Runtime's usability checker failed: {reason}"} for ep in eps}
     checks = {
         "nnapi": lambda: uc.check_nnapi_partitions(model, True),
         "coreml": lambda: uc.check_coreml_partitions(model, True, "coreml_supported_mlprogram_ops.md"),
@@ -43,6 +47,13 @@ def ep_coverage(onnx_path: Path, eps: list[str]) -> dict[str, Any]:
             "suitability": info.suitability().name,
         }
     return out
+
+
+def _with_shapes(onnx_path: Path):
+    """The model with inferred value infos, as the checker wants it. (ORT's own ModelProtoWithShapeInfo
+    does the same, but prints an 'Exception ignored in __del__' traceback when inference fails.)"""
+    onnx = require("onnx", "onnx", "Checking mobile EP coverage")
+    return onnx.shape_inference.infer_shapes(onnx.load(str(onnx_path)), strict_mode=True)
 
 
 def coverage_notes(cov: dict[str, Any]) -> list[str]:

@@ -43,12 +43,51 @@ class _Reader:
         pass
 
 
-def to_int8_qdq(src: Path, dest: Path, *, samples: list[Sample], quant: QuantSettings, input_names: dict[str, str], track) -> None:
-    """Static int8 QDQ: quant_pre_process, then quantize_static with the chosen calibration method."""
+# Per-channel DequantizeLinear (its `axis` attribute) exists from opset 13 on. ORT's quantiser writes it
+# whatever the model's opset, so an opset 11/12 model (typical of paddle2onnx exports) would give an
+# int8 model that ONNX Runtime refuses to load ("Unrecognized attribute: axis").
+PER_CHANNEL_MIN_OPSET = 13
+
+
+def default_opset(model) -> int:
+    return next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
+
+
+def upgrade_for_per_channel(src: Path, dest: Path) -> str | None:
+    """Convert `src` to opset 13 at `dest` when its opset is older; return a route step, or None when
+    `src` is already new enough (nothing written)."""
+    onnx = require("onnx", "onnx", "Quantising ONNX models")
+    model = onnx.load(str(src))
+    old = default_opset(model)
+    if old >= PER_CHANNEL_MIN_OPSET:
+        return None
+    from onnx import version_converter
+
+    try:
+        newer = version_converter.convert_version(model, PER_CHANNEL_MIN_OPSET)
+    except Exception as exc:
+        raise ConversionError(
+            f"{src.name}: per-channel int8 needs opset {PER_CHANNEL_MIN_OPSET}, and converting this opset {old} model failed "
+            f"({str(exc).splitlines()[0] if str(exc) else type(exc).__name__}); set per_channel = false under [quantization], "
+            f"or re-export the model at opset {PER_CHANNEL_MIN_OPSET} or later"
+        ) from exc
+    onnx.save(newer, str(dest))
+    return f"opset {old} -> {PER_CHANNEL_MIN_OPSET} (per-channel DequantizeLinear)"
+
+
+def to_int8_qdq(src: Path, dest: Path, *, samples: list[Sample], quant: QuantSettings, input_names: dict[str, str], track) -> str | None:
+    """Static int8 QDQ: quant_pre_process, then quantize_static with the chosen calibration method.
+    Returns an extra route step when the model had to be upgraded first, else None."""
     require("onnxruntime", "onnx", "Quantising ONNX models")
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
+    upgraded = None
+    if quant.per_channel:
+        newer = dest.with_name(dest.stem + ".opset13.onnx")
+        upgraded = upgrade_for_per_channel(src, newer)
+        if upgraded is not None:
+            src = newer
     pre = dest.with_name(dest.stem + ".pre.onnx")
     logging.getLogger().setLevel(logging.ERROR)
     try:
@@ -77,3 +116,4 @@ def to_int8_qdq(src: Path, dest: Path, *, samples: list[Sample], quant: QuantSet
             )
     except Exception as exc:
         raise ConversionError(f"{src.name}: int8 quantisation failed ({str(exc).splitlines()[0]})") from exc
+    return upgraded
