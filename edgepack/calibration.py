@@ -11,16 +11,21 @@ each sample, in sample order; for folders of files, sorted by file name). prepro
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from .calibration_files import ArrayHeader, check_total, os_problem, path_kind, read_arrays, read_headers, read_text_file
 from .errors import InputError
-from .preprocess import PREPROCESS_FILE, load_image_pixels, load_preprocess, pixels_to_tensor
+from .preprocess import PREPROCESS_FILE, check_image_header, load_image_pixels, load_preprocess, pixels_to_tensor
+from .profiles import ValidationSettings
 from .types import Preprocess, Sample, TensorSpec
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+ARRAY_SUFFIXES = (".npz", ".npy")
+DEFAULT_MAX_BYTES = ValidationSettings().max_calibration_bytes
 LABELS_FILE = "labels.txt"
 TARGETS_FILE = "targets.npy"
 
@@ -58,20 +63,6 @@ class CalibrationSet:
             "has_targets": self.targets is not None,
             "preprocess": self.preprocess.to_json() if self.preprocess else None,
         }
-
-
-def _load_array_file(path: Path, allow_pickle: bool) -> dict[str, np.ndarray]:
-    try:
-        if path.suffix == ".npy":
-            return {"": np.load(path, allow_pickle=allow_pickle)}
-        with np.load(path, allow_pickle=allow_pickle) as z:
-            return {k: z[k] for k in z.files}
-    except ValueError as exc:
-        if "allow_pickle" in str(exc):
-            raise InputError(f"{path}: holds pickled objects; save plain numeric arrays, or pass --allow-pickle if you trust it") from None
-        raise InputError(f"{path}: cannot read ({exc}); save it with numpy.save/savez") from None
-    except (OSError, EOFError) as exc:
-        raise InputError(f"{path}: cannot read ({exc}); save it with numpy.save/savez") from None
 
 
 def _batch(spec: TensorSpec) -> int:
@@ -152,59 +143,195 @@ def _images(folder: Path, files: list[Path], inputs: tuple[TensorSpec, ...], pp:
     return samples, origins
 
 
-def load_calibration(path: str | Path, inputs: tuple[TensorSpec, ...], *, allow_pickle: bool = False) -> CalibrationSet:
-    path = Path(path)
-    if not path.exists():
-        raise InputError(f"{path}: calibration data not found; give a folder or a .npz/.npy file")
-    preprocess = labels = targets = None
-    if path.is_file():
-        if path.suffix not in (".npz", ".npy"):
-            raise InputError(f"{path}: calibration files must be .npz or .npy (or give a folder)")
-        samples, origins = _stacked(_load_array_file(path, allow_pickle), inputs, path)
-        kind = "stacked"
-    else:
-        files = sorted(p for p in path.iterdir() if p.is_file())
-        images = [p for p in files if p.suffix.lower() in IMAGE_SUFFIXES]
-        arrays = [p for p in files if p.suffix in (".npz", ".npy") and p.name != TARGETS_FILE]
-        if (path / PREPROCESS_FILE).is_file():
-            preprocess = load_preprocess(path / PREPROCESS_FILE)
-        if images:
-            if preprocess is None:
-                raise InputError(f"{path}: an image folder needs a {PREPROCESS_FILE} (size, layout, channels, scale, mean, std); see README")
-            samples, origins = _images(path, images, inputs, preprocess)
-            kind = "images"
-        elif len(arrays) == 1:
-            samples, origins = _stacked(_load_array_file(arrays[0], allow_pickle), inputs, arrays[0])
-            kind = "stacked"
-        elif arrays:
-            if any(p.suffix == ".npy" for p in arrays):
-                raise InputError(f"{path}: mixes several .npy/.npz files; use one stacked file, or one .npz per sample")
-            samples, origins = [], []
-            for f in arrays:
-                s = _map_keys(_load_array_file(f, allow_pickle), inputs, str(f))
-                for spec in inputs:
-                    arr = s[spec.name]
-                    if arr.ndim == len(spec.shape) and arr.ndim and arr.shape[0] > _batch(spec):
-                        raise InputError(
-                            f"{f}: holds {arr.shape[0]} samples stacked on axis 0, but a folder of several .npz files is read as "
-                            "one sample per file; keep a single stacked .npz in the folder, or save one sample per file"
-                        )
-                _check_sample(s, inputs, str(f))
-                samples.append(s)
-                origins.append(str(f))
-            kind = "npz-folder"
+@dataclass
+class _Plan:
+    """What a calibration path holds, found from names and headers only (no array data read)."""
+
+    path: Path
+    kind: str  # "stacked" | "npz-folder" | "images"
+    files: list[Path]
+    headers: dict[Path, list[ArrayHeader]]
+    preprocess: Preprocess | None = None
+    labels: list[str] | None = None
+    targets: tuple[Path, ArrayHeader] | None = None
+
+
+def _data_entries(folder: Path) -> tuple[list[Path], list[Path]]:
+    """(images, arrays) in the folder, sorted; hidden files are skipped; any other data-named entry
+    that is not a regular file (a folder, a FIFO, a symlink to a device) is refused."""
+    try:
+        names = sorted(os.listdir(folder))
+    except OSError as exc:
+        raise os_problem(folder, exc) from None
+    images, arrays = [], []
+    for name in names:
+        if name.startswith("."):
+            continue
+        p = folder / name
+        suffix = p.suffix.lower()
+        if suffix in IMAGE_SUFFIXES:
+            bucket = images
+        elif suffix in ARRAY_SUFFIXES and name != TARGETS_FILE:
+            bucket = arrays
         else:
-            raise InputError(f"{path}: no calibration data (.npz, .npy, .png, .jpg) in this folder")
-        if (path / LABELS_FILE).is_file():
-            labels = [ln.strip() for ln in (path / LABELS_FILE).read_text(encoding="utf-8").splitlines() if ln.strip()]
-        if (path / TARGETS_FILE).is_file():
-            targets = _load_array_file(path / TARGETS_FILE, False)[""]
-            if targets.ndim != 1 or targets.dtype.kind not in "iu" or len(targets) != len(samples):
-                raise InputError(
-                    f"{path / TARGETS_FILE}: must be a 1-D integer array with one class id per sample ({len(samples)}), got shape {targets.shape} {targets.dtype}"
-                )
-            if labels and (targets.min() < 0 or targets.max() >= len(labels)):
-                raise InputError(f"{path / TARGETS_FILE}: class ids must be in 0..{len(labels) - 1} ({LABELS_FILE} has {len(labels)} names)")
+            continue
+        if path_kind(p) == "dir":
+            raise InputError(f"{p}: is a folder with a data file's name; rename or remove it")
+        bucket.append(p)
+    return images, arrays
+
+
+def _scan(path: Path, max_bytes: int, allow_pickle: bool) -> _Plan:
+    kind = path_kind(path)
+    if kind == "missing":
+        raise InputError(f"{path}: calibration data not found; give a folder or a .npz/.npy file")
+    if kind == "file":
+        if path.suffix.lower() not in ARRAY_SUFFIXES:
+            raise InputError(f"{path}: calibration files must be .npz or .npy (or give a folder)")
+        heads = read_headers(path, allow_pickle)
+        check_total(heads, max_bytes, path)
+        return _Plan(path, "stacked", [path], {path: heads})
+    images, arrays = _data_entries(path)
+    pp_file = path / PREPROCESS_FILE
+    preprocess = load_preprocess(pp_file) if path_kind(pp_file) == "file" else None
+    headers: dict[Path, list[ArrayHeader]] = {}
+    if images:
+        if preprocess is None:
+            raise InputError(f"{path}: an image folder needs a {PREPROCESS_FILE} (size, layout, channels, scale, mean, std); see README")
+        for f in images:
+            check_image_header(f)
+        h, w = preprocess.size
+        per_image = h * w * (1 if preprocess.channels == "gray" else 3) * 4
+        plan = _Plan(path, "images", images, headers, preprocess)
+        extra, extra_what = per_image * len(images), f"{len(images)} images at {h}x{w} become"
+    elif arrays:
+        if len(arrays) > 1 and any(p.suffix.lower() == ".npy" for p in arrays):
+            raise InputError(f"{path}: mixes several .npy/.npz files; use one stacked file, or one .npz per sample")
+        for f in arrays:
+            headers[f] = read_headers(f, allow_pickle)
+        plan = _Plan(path, "stacked" if len(arrays) == 1 else "npz-folder", arrays, headers, preprocess)
+        extra, extra_what = 0, ""
+    else:
+        raise InputError(f"{path}: no calibration data (.npz, .npy, .png, .jpg) in this folder")
+    labels_file, targets_file = path / LABELS_FILE, path / TARGETS_FILE
+    if path_kind(labels_file) == "file":
+        text = read_text_file(labels_file, LABELS_FILE)
+        plan.labels = [ln.strip() for ln in text.splitlines() if ln.strip()]
+        if not plan.labels:
+            raise InputError(f"{labels_file}: holds no class names; write one name a line, or remove it")
+    all_heads = [h for hs in headers.values() for h in hs]
+    if path_kind(targets_file) == "file":
+        (th,) = _single(targets_file, read_headers(targets_file, False))
+        if len(th.shape) != 1 or th.dtype.kind not in "iu":
+            raise InputError(
+                f"{targets_file}: must be a 1-D integer array with one class id per sample, got shape {th.shape} {th.dtype}; "
+                "save class ids with numpy.save(..., ids.astype('int64'))"
+            )
+        plan.targets = (targets_file, th)
+        all_heads.append(th)
+    check_total(all_heads, max_bytes, path, extra, extra_what)
+    return plan
+
+
+def _single(path: Path, heads: list[ArrayHeader]) -> list[ArrayHeader]:
+    if len(heads) != 1 or heads[0].member:
+        raise InputError(f"{path}: must be a .npy file holding one array (numpy.save)")
+    return heads
+
+
+def precheck_calibration(path: str | Path, *, max_bytes: int = DEFAULT_MAX_BYTES, allow_pickle: bool = False) -> None:
+    """The cheap checks, before any model loads: the path exists and is readable, is a folder or
+    .npz/.npy, holds data, every array header and image header is sound and their decompressed
+    total is within `max_bytes`; preprocess.toml and labels.txt are valid. Raises InputError/ConfigError."""
+    _scan(Path(path), max_bytes, allow_pickle)
+
+
+def load_calibration(
+    path: str | Path,
+    inputs: tuple[TensorSpec, ...],
+    *,
+    allow_pickle: bool = False,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    outputs: tuple[TensorSpec, ...] | None = None,
+) -> CalibrationSet:
+    """Read and check a calibration set against the model's inputs. Array headers are read and
+    bounded (`max_bytes` of decompressed data in all) before any data. With `outputs`, labels
+    and class ids are checked against the class-score output too (see check_labels)."""
+    path = Path(path)
+    plan = _scan(path, max_bytes, allow_pickle)
+    if plan.kind == "images":
+        samples, origins = _images(path, plan.files, inputs, plan.preprocess)
+    elif plan.kind == "stacked":
+        f = plan.files[0]
+        samples, origins = _stacked(read_arrays(f, plan.headers[f], allow_pickle), inputs, f)
+    else:
+        samples, origins = [], []
+        for f in plan.files:
+            s = _map_keys(read_arrays(f, plan.headers[f], allow_pickle), inputs, str(f))
+            for spec in inputs:
+                arr = s[spec.name]
+                if arr.ndim == len(spec.shape) and arr.ndim and arr.shape[0] > _batch(spec):
+                    raise InputError(
+                        f"{f}: holds {arr.shape[0]} samples stacked on axis 0, but a folder of several .npz files is read as "
+                        "one sample per file; keep a single stacked .npz in the folder, or save one sample per file"
+                    )
+            _check_sample(s, inputs, str(f))
+            samples.append(s)
+            origins.append(str(f))
     if not samples:
         raise InputError(f"{path}: holds no samples")
-    return CalibrationSet(path, samples, origins, labels, targets, preprocess, kind)
+    targets = None
+    if plan.targets is not None:
+        tfile, th = plan.targets
+        targets = read_arrays(tfile, [th])[""]
+        if len(targets) != len(samples):
+            raise InputError(
+                f"{tfile}: must be a 1-D integer array with one class id per sample ({len(samples)}), got shape {targets.shape} {targets.dtype}"
+            )
+        if len(targets) and targets.min() < 0:
+            i = int(np.argmin(targets))
+            raise InputError(f"{tfile}: class id {int(targets[i])} at position {i} is negative; class ids count from 0")
+        labels = plan.labels
+        if labels and targets.max() >= len(labels):
+            raise InputError(f"{tfile}: class ids must be in 0..{len(labels) - 1} ({LABELS_FILE} has {len(labels)} names), found {int(targets.max())}")
+    calib = CalibrationSet(path, samples, origins, plan.labels, targets, plan.preprocess, plan.kind)
+    if outputs is not None:
+        check_labels(calib, outputs)
+    return calib
+
+
+def _classes(spec: TensorSpec) -> int | None:
+    """N for a class-score output: 2-D (batch, N) float with N > 1 known; else None."""
+    if len(spec.shape) != 2 or not spec.dtype.startswith(("float", "bfloat")):
+        return None
+    n = spec.shape[1]
+    return n if isinstance(n, int) and n > 1 else None
+
+
+def check_labels(calib: CalibrationSet, outputs: tuple[TensorSpec, ...]) -> None:
+    """labels.txt must name every class of a class-score output (a 2-D (batch, N) float output),
+    and targets.npy's ids must be < N. Accuracy is measured on the first output."""
+    where = calib.path / LABELS_FILE
+    two_d = [o for o in outputs if len(o.shape) == 2 and o.dtype.startswith(("float", "bfloat"))]
+    unknown = [o for o in two_d if _classes(o) is None and not isinstance(o.shape[1], int)]
+    if calib.labels:
+        n = len(calib.labels)
+        if not any(_classes(o) == n for o in outputs) and not unknown:
+            found = [f"'{o.name}' {tuple(o.shape)}" for o in outputs if _classes(o) is not None]
+            if found:
+                raise InputError(
+                    f"{where}: has {n} class names, but the model's class-score output {' / '.join(found)} has "
+                    f"{_classes(next(o for o in outputs if _classes(o) is not None))} classes; write one name per class"
+                )
+            shown = ", ".join(f"'{o.name}' {tuple(o.shape)}" for o in outputs)
+            raise InputError(
+                f"{where}: has {n} class names, but the model has no class-score output (a 2-D (batch, classes) float output; "
+                f"its outputs are {shown}); remove {LABELS_FILE}"
+            )
+    if calib.targets is not None and len(calib.targets) and outputs:
+        n = len(calib.labels) if calib.labels else _classes(outputs[0])
+        if n is not None and calib.targets.max() >= n:
+            raise InputError(
+                f"{calib.path / TARGETS_FILE}: class id {int(calib.targets.max())} is out of range; the model's output "
+                f"'{outputs[0].name}' has {n} classes (ids 0..{n - 1})"
+            )

@@ -5,7 +5,9 @@ Every field is documented in README.md ("Target profiles").
 """
 from __future__ import annotations
 
+import difflib
 import math
+import os
 import re
 import tomllib
 from dataclasses import dataclass, field
@@ -15,7 +17,18 @@ from typing import Any
 from .errors import ConfigError
 
 SHIPPED_DIR_NAME = "targets"
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")  # used with fullmatch: "$" would accept a trailing newline
+# Files edgepack writes into --out beside the target folders (a target folder must not take their name).
+RESERVED_NAMES = ("report.json", "report.md", "report.html", "manifest.json", ".edgepack-output.json")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+# Documented maximums (README, "Target profiles").
+MAX_THREADS = 64  # no phone or board has more cores
+MAX_LATENCY_RUNS = 10_000
+MAX_LATENCY_WARMUP = 1_000
+MAX_SAMPLES = 100_000  # validation.max_samples, quantization.calibration_samples
+MAX_CALIBRATION_MB = 1_000_000
+HOST_THREADS_PER_CORE = 4  # host runs use at most this many threads per core of this machine
 
 CALIBRATION_METHODS = ("minmax", "percentile", "entropy")
 TOLERANCE_KEYS = (
@@ -46,6 +59,11 @@ class QuantSettings:
 class ValidationSettings:
     split: float = 0.4  # share of the calibration folder held out for parity
     max_samples: int = 200
+    max_calibration_mb: int = 4096  # decompressed calibration data, checked from the array headers before reading
+
+    @property
+    def max_calibration_bytes(self) -> int:
+        return self.max_calibration_mb * 1_000_000
 
 
 @dataclass(frozen=True)
@@ -81,6 +99,25 @@ class TargetProfile:
     tolerances: dict[str, dict[str, float]] = field(default_factory=dict)
     path: Path | None = None
 
+    @property
+    def host_threads(self) -> int:
+        """Threads for runs on this machine: the profile's, capped at HOST_THREADS_PER_CORE x its cores."""
+        return min(self.threads, HOST_THREADS_PER_CORE * host_cores())
+
+    @property
+    def threads_capped(self) -> bool:
+        return self.host_threads < self.threads
+
+    def host_threads_note(self) -> str | None:
+        """A report note when the profile asks for more threads than this machine has cores."""
+        cores = host_cores()
+        if self.threads <= cores:
+            return None
+        note = f"profile asks {self.threads} threads; this host has {cores} core{'s' if cores != 1 else ''}"
+        if self.threads_capped:
+            return f"{note}, so host runs use {self.host_threads} threads ({HOST_THREADS_PER_CORE} per core)"
+        return f"{note}; host latency with {self.threads} threads is not what the device measures"
+
     def tolerance_for(self, precision: str) -> dict[str, float]:
         return dict(self.tolerances.get(precision) or DEFAULT_TOLERANCES.get(precision, {}))
 
@@ -100,6 +137,14 @@ class TargetProfile:
         }
 
 
+def host_cores() -> int:
+    """Cores this process may run on (CPU affinity and cgroup-free count; at least 1)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
 def shipped_dir() -> Path:
     """The folder of shipped profiles: the repo's targets/, or the copy inside an installed wheel."""
     here = Path(__file__).resolve().parent
@@ -115,16 +160,30 @@ def shipped_profiles() -> list[TargetProfile]:
 
 def resolve_profile(name_or_path: str) -> TargetProfile:
     """`--target` takes a shipped profile's name or a path to a .toml file."""
+    if _CONTROL.search(name_or_path) or not name_or_path:
+        raise ConfigError(f"--target {name_or_path!r}: not a target name or a path (empty, or holds control characters)")
     p = Path(name_or_path)
-    if p.suffix == ".toml" or p.exists():
+    try:
+        is_file = p.is_file()  # a folder named like a shipped target does not hide it
+    except OSError as exc:
+        raise ConfigError(f"{p}: cannot read the target profile ({exc.strerror or exc}); give a shorter or readable path") from None
+    if p.suffix == ".toml" or is_file or "/" in name_or_path or os.sep in name_or_path:
         if not p.is_file():
             raise ConfigError(f"{p}: target profile not found; give a path to a .toml file or a shipped name (see `edgepack targets`)")
         return load_profile(p)
-    cand = shipped_dir() / f"{name_or_path}.toml"
-    if cand.is_file():
-        return load_profile(cand)
-    names = ", ".join(sorted(q.stem for q in shipped_dir().glob("*.toml"))) or "none"
-    raise ConfigError(f"unknown target '{name_or_path}'; shipped targets are: {names} (or give a path to a .toml file)")
+    shipped = {q.stem: q for q in sorted(shipped_dir().glob("*.toml"))}
+    if name_or_path in shipped:
+        return load_profile(shipped[name_or_path])
+    folded = {k.casefold(): k for k in shipped}
+    if name_or_path.casefold() in folded:
+        return load_profile(shipped[folded[name_or_path.casefold()]])
+    close = difflib.get_close_matches(name_or_path.casefold(), list(folded), n=1, cutoff=0.6)
+    if close:
+        raise ConfigError(
+            f"unknown target '{name_or_path}'; did you mean '{folded[close[0]]}'? (`edgepack targets` lists them, or give a path to a .toml file)"
+        )
+    names = ", ".join(shipped) or "none"
+    raise ConfigError(f"unknown target '{name_or_path}'; shipped targets are: {names} (`edgepack targets` lists them, or give a path to a .toml file)")
 
 
 class _Table:
@@ -166,9 +225,18 @@ class _Table:
         return _Table(sub, self._key(key), self.file, allowed)
 
 
-def _positive(file: Path, key: str, value, *, allow_zero: bool = False):
+def _positive(file: Path, key: str, value, *, allow_zero: bool = False, most=None):
     if value is not None and (value < 0 or (value == 0 and not allow_zero)):
         raise ConfigError(f"{file}: key '{key}' must be {'>= 0' if allow_zero else '> 0'}, got {value!r}")
+    if value is not None and most is not None and value > most:
+        low = 0 if allow_zero else 1
+        raise ConfigError(f"{file}: key '{key}' is {value!r}; it must be {low}..{most:,} (the documented maximum)")
+    return value
+
+
+def _single_line(file: Path, key: str, value: str) -> str:
+    if _CONTROL.search(value):
+        raise ConfigError(f"{file}: key '{key}' must be a single line of text (no newlines, tabs or control characters), got {value!r}")
     return value
 
 
@@ -177,10 +245,18 @@ def load_profile(path: Path) -> TargetProfile:
 
     path = Path(path)
     try:
+        if path.stat().st_size > 1_000_000:
+            raise ConfigError(f"{path}: is {path.stat().st_size:,} bytes; a target profile is a small TOML file (at most 1 MB)")
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError(f"{path}: target profile not found") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+    except PermissionError:
+        raise ConfigError(f"{path}: permission denied reading the target profile; make it readable") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the target profile ({exc.strerror or exc})") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte offset {exc.start}); save the profile as UTF-8") from None
+    except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML ({exc}); fix the syntax") from None
 
     top = _Table(
@@ -190,9 +266,14 @@ def load_profile(path: Path) -> TargetProfile:
         ("name", "description", "device", "threads", "formats", "quantization", "validation", "latency", "budgets", "tolerances"),
     )
     name = top.get("name", str, path.stem)
-    if not _NAME.match(name) or name in (".", ".."):
-        raise ConfigError(f"{path}: 'name' is {name!r}; it names the target's output folder, so use letters, digits, '.', '_' and '-' only")
-    threads = _positive(path, "threads", top.get("threads", int, 1))
+    if not _NAME.fullmatch(name):
+        raise ConfigError(
+            f"{path}: 'name' is {name!r}; it names the target's output folder, so use 1 to 100 letters, digits, '.', '_' and '-', "
+            "starting with a letter or digit"
+        )
+    if name.casefold() in RESERVED_NAMES:
+        raise ConfigError(f"{path}: 'name' is {name!r}, a file edgepack writes in --out beside the target folders; choose another name")
+    threads = _positive(path, "threads", top.get("threads", int, 1), most=MAX_THREADS)
 
     known = formats()
     fmt_table = top.get("formats", dict, required=True)
@@ -205,6 +286,9 @@ def load_profile(path: Path) -> TargetProfile:
         cls = known[fname]
         t = _Table(fdata if isinstance(fdata, dict) else {}, f"formats.{fname}", path, ("precisions", *cls.options))
         precisions = tuple(t.get("precisions", list, required=True))
+        bad = [p for p in precisions if not isinstance(p, str)]
+        if bad:
+            raise ConfigError(f"{path}: formats.{fname}.precisions must be a list of names (strings), got {bad[0]!r}")
         for p in precisions:
             if p not in cls.precisions:
                 raise ConfigError(
@@ -221,24 +305,27 @@ def load_profile(path: Path) -> TargetProfile:
     quant = QuantSettings(
         method=q.get("method", str, "minmax", choices=CALIBRATION_METHODS),
         per_channel=q.get("per_channel", bool, True),
-        calibration_samples=_positive(path, "quantization.calibration_samples", q.get("calibration_samples", int, 200)),
+        calibration_samples=_positive(path, "quantization.calibration_samples", q.get("calibration_samples", int, 200), most=MAX_SAMPLES),
         percentile=q.get("percentile", float, 99.999),
     )
     if not 50.0 < quant.percentile <= 100.0:
         raise ConfigError(f"{path}: key 'quantization.percentile' must be in (50, 100], got {quant.percentile}")
 
-    v = top.table("validation", ("split", "max_samples"))
+    v = top.table("validation", ("split", "max_samples", "max_calibration_mb"))
     validation = ValidationSettings(
         split=v.get("split", float, 0.4),
-        max_samples=_positive(path, "validation.max_samples", v.get("max_samples", int, 200)),
+        max_samples=_positive(path, "validation.max_samples", v.get("max_samples", int, 200), most=MAX_SAMPLES),
+        max_calibration_mb=_positive(
+            path, "validation.max_calibration_mb", v.get("max_calibration_mb", int, ValidationSettings.max_calibration_mb), most=MAX_CALIBRATION_MB
+        ),
     )
     if not 0.0 < validation.split < 1.0:
         raise ConfigError(f"{path}: key 'validation.split' must be between 0 and 1, got {validation.split}")
 
     lt = top.table("latency", ("warmup", "runs"))
     latency = LatencySettings(
-        warmup=_positive(path, "latency.warmup", lt.get("warmup", int, 5), allow_zero=True),
-        runs=_positive(path, "latency.runs", lt.get("runs", int, 50), allow_zero=True),
+        warmup=_positive(path, "latency.warmup", lt.get("warmup", int, 5), allow_zero=True, most=MAX_LATENCY_WARMUP),
+        runs=_positive(path, "latency.runs", lt.get("runs", int, 50), allow_zero=True, most=MAX_LATENCY_RUNS),
     )
 
     b = top.table("budgets", ("max_size_mb", "max_latency_ms"))
@@ -267,8 +354,8 @@ def load_profile(path: Path) -> TargetProfile:
 
     return TargetProfile(
         name=name,
-        description=top.get("description", str, ""),
-        device=top.get("device", str, ""),
+        description=_single_line(path, "description", top.get("description", str, "")),
+        device=_single_line(path, "device", top.get("device", str, "")),
         threads=threads,
         formats=tuple(specs),
         quantization=quant,
