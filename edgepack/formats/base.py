@@ -6,7 +6,7 @@ The pipeline only talks to this interface; nothing outside a plug-in branches on
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -41,6 +41,13 @@ class FormatJob:
     shared: dict[str, Any] = field(default_factory=dict)  # lives for the whole build; plug-ins cache here
     labels: list[str] | None = None  # class names from the calibration set, for metadata inside artifacts
     preprocess: Preprocess | None = None  # how a picture becomes the input tensor (layout, mean, std)
+    on_stage: Callable[[str], None] | None = None  # the pipeline's hook; formats call enter()
+
+    def enter(self, stage: str) -> None:
+        """Tell the pipeline which stage of the cell runs now ("convert" until told otherwise,
+        "quantise" while calibrating and quantising), so that a failure names its stage."""
+        if self.on_stage is not None:
+            self.on_stage(stage)
 
 
 class Format(ABC):

@@ -56,6 +56,7 @@ class OrtMobile(Format):
             if precision == "fp32":
                 onnx_path, steps = fp32, route
             elif precision == "fp16":
+                job.enter("quantise")
                 onnx_path = work / f"{job.stem}.fp16.onnx"
                 to_fp16(fp32, onnx_path)
                 steps = f"{route} -> float16 (keep_io_types)"
@@ -63,6 +64,7 @@ class OrtMobile(Format):
                 # on x86), so fp16 keeps to "basic": the weights stay fp16 in the .ort.
                 level = "basic"
             else:
+                job.enter("quantise")
                 onnx_path = work / f"{job.stem}.int8.onnx"
                 names = {t.name: t.name for t in job.source.inputs}
                 upgraded = to_int8_qdq(fp32, onnx_path, samples=job.calibration, quant=job.quantization, input_names=names, track=job.progress.track)

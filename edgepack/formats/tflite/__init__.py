@@ -71,9 +71,11 @@ class TFLite(Format):
             v = VARIANTS[precision]
             job.progress.step(f"tflite {precision}: {v.summary}")
             qsvs = None
+            if v.kind != "float":
+                job.enter("quantise")
             if v.kind == "static":
                 if stats is None:
-                    stats = build_steps.calibrate(job, fm)
+                    stats = build_steps.cached_calibration(job, fm, job.options["layout"])
                 q = job.quantization
                 qsvs = stats.qsvs(q.method, q.percentile, v.activation_bits)
             content, route = build_steps.make_variant(job, fm, v, qsvs)

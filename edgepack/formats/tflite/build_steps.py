@@ -2,6 +2,8 @@
 the precision variant with its route description, and the metadata."""
 from __future__ import annotations
 
+import numpy as np
+
 from typing import Any
 
 from ... import __version__
@@ -31,6 +33,21 @@ def calibrate(job, fm: FloatModel) -> _calibrate.ActivationStats:
     interp = new_interpreter(fm.content, xnnpack=False, preserve_all_tensors=True)
     session = LiteRtSession(interp, graph, {"inputs": fm.inputs, "outputs": fm.outputs}, job.source.inputs, job.source.outputs)
     return _calibrate.collect(session, graph, job.calibration, job.quantization.method, track=job.progress.track)
+
+
+def cached_calibration(job, fm: FloatModel, layout: str) -> _calibrate.ActivationStats:
+    """calibrate(), once per float model, method and calibration set across the build's cells."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for sample in job.calibration:
+        for name in sorted(sample):
+            h.update(name.encode())
+            h.update(np.ascontiguousarray(sample[name]).tobytes())
+    key = f"stats:{layout}:{job.quantization.method}:{h.hexdigest()}"
+    if key not in job.shared:
+        job.shared[key] = calibrate(job, fm)
+    return job.shared[key]
 
 
 def make_variant(job, fm: FloatModel, v: variants.Variant, qsvs: dict | None) -> tuple[bytes, str]:

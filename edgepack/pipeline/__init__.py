@@ -1,0 +1,1 @@
+"""The build pipeline: the grid of cells (target × format × precision), isolated converters."""

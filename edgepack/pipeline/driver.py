@@ -1,0 +1,172 @@
+"""The pipeline drives the grid: for each cell, convert + quantise (in the format's converter worker),
+then validate and time (here, in the artifact's runtime). A cell that fails is recorded with its
+stage and reason; every other cell still builds, validates and is written.
+
+Cells are built format by format (so one converter worker, with its imports and caches, serves all
+of a format's cells) and reported target by target, in the profiles' order.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..errors import EdgepackError
+from ..formats.base import FormatJob, get_format
+from .cells import Cell, CellFailure, failure_from
+from .isolation import ConverterWorker, WorkerSpec
+
+DEFAULT_CELL_TIMEOUT_S = 1800.0
+
+
+class CellFailed(EdgepackError):
+    """--fail-fast: the first failed cell stops the build with that cell's own exit code."""
+
+    def __init__(self, failure: CellFailure):
+        super().__init__(f"{failure.label} failed at {failure.stage}: {failure.reason}")
+        self.failure = failure
+        self.exit_code = failure.exit_code
+
+
+@dataclass
+class GridPlan:
+    """Per target: its calibration/validation split and the source's outputs on the validation part."""
+
+    profile: Any
+    cal_idx: list[int]
+    val_idx: list[int]
+    refs: list
+    calibration: list  # the samples at cal_idx: one list per target, shared by its formats' cells
+
+
+def build_grid(
+    profiles,
+    source,
+    calib,
+    reference,
+    staging: Path,
+    work: Path,
+    progress,
+    *,
+    validate: Callable[..., Any],
+    allow_pickle: bool,
+    fail_fast: bool = False,
+    isolate: bool | None = None,
+    input_shapes: dict[str, tuple[int, ...]] | None = None,
+) -> list[Any]:
+    """Every cell of every profile; returns ArtifactResults and CellFailures in report order.
+
+    `validate(profile, artifact, val_idx, refs)` runs one artifact in its runtime and returns its
+    ArtifactResult. `isolate` (default: on, unless EDGEPACK_ISOLATE=0) runs converters in a child."""
+    if isolate is None:
+        isolate = os.environ.get("EDGEPACK_ISOLATE", "1") != "0"
+    plans = {}
+    for p in profiles:
+        cal_idx, val_idx = calib.split(p.validation.split, p.validation.max_samples, p.quantization.calibration_samples)
+        plans[p.name] = GridPlan(p, cal_idx, val_idx, reference.outputs(val_idx), [calib.samples[i] for i in cal_idx])
+    order = []  # formats in first-seen order
+    for p in profiles:
+        for spec in p.formats:
+            if spec.name not in order:
+                order.append(spec.name)
+    results: dict[Cell, list[Any]] = {}
+    spec = WorkerSpec(str(source.spec), allow_pickle, input_shapes, [p for p in sys.path if p])
+    for fmt_name in order:
+        fmt = get_format(fmt_name)
+        runner = ConverterWorker(spec, progress) if isolate else _InProcess(source, progress)
+        with runner:
+            for p in profiles:
+                fspec = next((f for f in p.formats if f.name == fmt_name), None)
+                if fspec is None:
+                    continue
+                plan = plans[p.name]
+                workdir = work / p.name / fmt_name
+                workdir.mkdir(parents=True, exist_ok=True)
+                target_dir = staging / p.name
+                target_dir.mkdir(parents=True, exist_ok=True)
+                fields = dict(
+                    precisions=(),
+                    options=fspec.options,
+                    quantization=p.quantization,
+                    calibration=plan.calibration,
+                    workdir=workdir,
+                    stem=source.name,
+                    labels=calib.labels,
+                    preprocess=calib.preprocess,
+                )
+                for precision in fspec.precisions:
+                    cell = Cell(p.name, fmt_name, precision)
+                    progress.step(f"{cell.label}: converting")
+                    built = runner.build(type(fmt), {**fields, "precisions": (precision,)}, cell, _timeout(p))
+                    results[cell] = _validate_all(cell, built, plan, target_dir, validate, progress)
+                    failed = [r for r in results[cell] if isinstance(r, CellFailure)]
+                    for f in failed:
+                        progress.warn(f"{f.label} failed at {f.stage}: {f.reason}")
+                    if failed and fail_fast:
+                        raise CellFailed(failed[0])
+    ordered = []
+    for p in profiles:
+        for fspec in p.formats:
+            for precision in fspec.precisions:
+                ordered += results.get(Cell(p.name, fspec.name, precision), [])
+    return ordered
+
+
+def _timeout(profile) -> float:
+    limits = getattr(profile, "limits", None)
+    return float(getattr(limits, "cell_timeout_s", DEFAULT_CELL_TIMEOUT_S))
+
+
+def _validate_all(cell: Cell, built, plan: GridPlan, target_dir: Path, validate, progress) -> list[Any]:
+    if isinstance(built, CellFailure):
+        return [built]
+    if not built:
+        return [CellFailure(cell.target, cell.format, cell.precision, "convert", "the format produced no artifact for this precision", "InternalError", 70)]
+    out = []
+    for artifact in built:
+        artifact.path = _move(artifact.path, target_dir)
+        artifact.extra_files = [_move(x, target_dir) for x in artifact.extra_files]
+        try:
+            out.append(validate(plan.profile, artifact, plan.val_idx, plan.refs))
+        except Exception as exc:  # noqa: BLE001 - recorded as this cell's failure
+            import traceback
+
+            out.append(failure_from(cell, getattr(exc, "edgepack_stage", "validate"), exc, traceback.format_exc()))
+    return out
+
+
+def _move(path: Path, dest_dir: Path) -> Path:
+    dest = dest_dir / Path(path).name
+    if dest.exists():
+        shutil.rmtree(dest) if dest.is_dir() else dest.unlink()
+    shutil.move(str(path), dest)
+    return dest
+
+
+class _InProcess:
+    """The same interface as ConverterWorker, without a child process (EDGEPACK_ISOLATE=0): for
+    debugging a converter with --debug, and on platforms without a usable 'spawn'."""
+
+    def __init__(self, source, progress):
+        self.source, self.progress = source, progress
+        self.shared: dict[str, Any] = {}
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        pass
+
+    def build(self, fmt_cls: type, fields: dict[str, Any], cell: Cell, timeout_s: float):
+        import traceback
+
+        stage = ["convert"]
+        job = FormatJob(source=self.source, progress=self.progress, shared=self.shared, on_stage=lambda s: stage.__setitem__(0, s), **fields)
+        try:
+            return list(fmt_cls().build(job))
+        except Exception as exc:  # noqa: BLE001
+            return failure_from(cell, stage[0], exc, traceback.format_exc())
