@@ -31,6 +31,26 @@ class Source(ABC):
         self.inputs = inputs
         self.outputs = outputs
         self.sha256 = sha256
+        self.declared_inputs = inputs  # as the model file declares them, symbolic dims and all
+        self.static_shapes: dict[str, tuple[int, ...]] = {}  # inputs fixed by with_static_shapes()
+
+    def with_static_shapes(self, shapes: dict[str, tuple[int, ...]]) -> Source:
+        """This source with the given inputs fixed to static shapes (see edgepack/shapes.py): its
+        `inputs` and every representation it hands to formats use them. Returns self for {}."""
+        if not shapes:
+            return self
+        import copy
+
+        from ..shapes import static_specs
+
+        clone = copy.copy(self)
+        clone.static_shapes = {**self.static_shapes, **{k: tuple(v) for k, v in shapes.items()}}
+        clone.inputs = static_specs(self.declared_inputs, clone.static_shapes)
+        clone._shapes_fixed()
+        return clone
+
+    def _shapes_fixed(self) -> None:
+        """Hook for sources that cache shape-dependent things (called on the copy)."""
 
     @classmethod
     @abstractmethod
@@ -64,6 +84,8 @@ class Source(ABC):
             "sha256": self.sha256,
             "layout": self.layout,
             "inputs": [t.to_json() for t in self.inputs],
+            "declared_inputs": [{"name": t.name, "shape": [d if isinstance(d, int) and d > 0 else str(d or "?") for d in t.shape]} for t in self.declared_inputs],
+            "static_shapes": {k: list(v) for k, v in self.static_shapes.items()},
             "outputs": [t.to_json() for t in self.outputs],
         }
 
