@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import InputError, require
+from ..errors import ConversionError, InputError, UnsupportedOpError, require
 from ..inspect import Inspection, quantization_summary, register_inspector
 from ..types import Sample, TensorSpec
 from .base import Source, file_sha256, register_source
@@ -29,8 +29,7 @@ def onnx_value_specs(values, initializer_names=frozenset()) -> tuple[TensorSpec,
 def load_onnx_checked(path: Path):
     """onnx.load + check, with one-line errors that name the file."""
     onnx = require("onnx", "onnx", "Reading ONNX models")
-    if not path.is_file():
-        raise InputError(f"{path}: model file not found; check the path")
+    _check_readable(path)
     try:
         model = onnx.load(str(path))
         onnx.checker.check_model(model)
@@ -40,6 +39,63 @@ def load_onnx_checked(path: Path):
     if not model.graph.output:
         raise InputError(f"{path}: the ONNX graph has no outputs; re-export it")
     return model
+
+
+def _check_readable(path: Path) -> None:
+    """Say what is wrong with the file itself before ONNX parses it: missing, a folder, unreadable, empty, a zip."""
+    if path.is_dir():
+        raise InputError(f"{path}: is a folder, not an ONNX model file; give the path of the .onnx file")
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4)
+    except FileNotFoundError:
+        raise InputError(f"{path}: model file not found; check the path") from None
+    except PermissionError:
+        raise InputError(f"{path}: permission denied reading the model; make it readable (chmod u+r) or run as its owner") from None
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read the model ({exc.strerror or exc}); check the file") from None
+    if not head:
+        raise InputError(f"{path}: the file is empty (0 bytes); export the model again")
+    if head == b"PK\x03\x04":
+        raise InputError(f"{path}: is a zip archive, not an ONNX protobuf (a renamed .pt2 or .keras?); give the .onnx file itself")
+
+
+# Domains whose ops onnxruntime implements; any other domain is a custom op that no runtime here has.
+KNOWN_DOMAINS = frozenset({"", "ai.onnx", "ai.onnx.ml", "com.microsoft", "ai.onnx.preview.training"})
+# Ops whose output shape depends on the input values, not only on the input shapes.
+DATA_DEPENDENT_OPS = frozenset({"NonMaxSuppression", "NonZero", "Unique", "Compress"})
+
+
+def check_supported_graph(path: Path, model) -> None:
+    """Refuse, with exit 4, what edgepack cannot build or check: custom-domain ops (unless defined as
+    model-local functions) and outputs whose shape is data-dependent (NonMaxSuppression and the like)."""
+    local = {(f.domain, f.name) for f in model.functions}
+    for n in model.graph.node:
+        if n.domain not in KNOWN_DOMAINS and (n.domain, n.op_type) not in local:
+            op = f"{n.domain}:{n.op_type}"
+            raise UnsupportedOpError(
+                op, "any", f"{path}: node '{n.name or n.output[0]}' is the custom op {op}, which no edgepack runtime or converter implements; "
+                "re-export the model with standard ONNX ops only"
+            )
+    producers = {o: n for n in model.graph.node for o in n.output}
+    input_dims = {d.dim_param for v in model.graph.input for d in v.type.tensor_type.shape.dim if d.dim_param}
+    for out in model.graph.output:
+        dims = out.type.tensor_type.shape.dim
+        static = out.type.tensor_type.HasField("shape") and all(d.HasField("dim_value") or d.dim_param in input_dims for d in dims)
+        if static:
+            continue
+        seen, stack = set(), [out.name]
+        while stack:  # walk back from the output through its producers
+            n = producers.get(stack.pop())
+            if n is None or id(n) in seen:
+                continue
+            seen.add(id(n))
+            if n.domain in ("", "ai.onnx") and n.op_type in DATA_DEPENDENT_OPS:
+                raise ConversionError(
+                    f"{path}: output '{out.name}' has a data-dependent shape (it comes from {n.op_type} node '{n.name or n.output[0]}'); "
+                    f"edgepack builds and checks fixed-shape outputs only: end the model before {n.op_type} and run that step in the app"
+                )
+            stack.extend(i for i in n.input if i)
 
 
 @register_source
@@ -66,7 +122,9 @@ class OnnxSource(Source):
     @classmethod
     def load(cls, spec: str, *, allow_pickle: bool = False) -> Source:
         path = Path(spec)
-        return cls(spec, load_onnx_checked(path), file_sha256(path))
+        model = load_onnx_checked(path)
+        check_supported_graph(path, model)
+        return cls(spec, model, file_sha256(path))
 
     def run(self, feeds: Sample) -> list[np.ndarray]:
         if self._session is None:
