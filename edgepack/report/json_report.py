@@ -1,9 +1,23 @@
 """report.json: the machine-readable contract (schema_version guards changes)."""
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from ..types import ArtifactResult, BuildReport
+
+
+def finite_json(value: Any) -> Any:
+    """`value` with every NaN/Inf float replaced by None: report.json stays strict JSON. A parity
+    statistic that the artifact's non-finite outputs leave undefined is null, and its output's
+    `nonfinite_values` (> 0) says why."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: finite_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite_json(v) for v in value]
+    return value
 
 
 def artifact_json(r: ArtifactResult) -> dict[str, Any]:
@@ -21,10 +35,10 @@ def artifact_json(r: ArtifactResult) -> dict[str, Any]:
         "inputs": [b.to_json() for b in r.inputs],
         "outputs": [b.to_json() for b in r.outputs],
         "passed": r.passed,
-        "parity": r.parity.to_json(),
-        "latency": r.latency.to_json() if r.latency else None,
+        "parity": finite_json(r.parity.to_json()),
+        "latency": finite_json(r.latency.to_json()) if r.latency else None,
         "budget_failures": list(r.budget_failures),
-        "details": a.details,
+        "details": finite_json(a.details),
         "tool_versions": a.tool_versions,
     }
 
