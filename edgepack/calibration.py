@@ -291,12 +291,12 @@ def load_calibration(
         if len(targets) and targets.min() < 0:
             i = int(np.argmin(targets))
             raise InputError(f"{tfile}: class id {int(targets[i])} at position {i} is negative; class ids count from 0")
-        labels = plan.labels
-        if labels and targets.max() >= len(labels):
-            raise InputError(f"{tfile}: class ids must be in 0..{len(labels) - 1} ({LABELS_FILE} has {len(labels)} names), found {int(targets.max())}")
     calib = CalibrationSet(path, samples, origins, plan.labels, targets, plan.preprocess, plan.kind)
     if outputs is not None:
         check_labels(calib, outputs)
+    labels = plan.labels
+    if targets is not None and labels and targets.max() >= len(labels):
+        raise InputError(f"{plan.targets[0]}: class ids must be in 0..{len(labels) - 1} ({LABELS_FILE} has {len(labels)} names), found {int(targets.max())}")
     return calib
 
 
