@@ -6,6 +6,7 @@ Every field is documented in README.md ("Target profiles").
 from __future__ import annotations
 
 import difflib
+import errno
 import math
 import os
 import re
@@ -28,6 +29,7 @@ MAX_LATENCY_RUNS = 10_000
 MAX_LATENCY_WARMUP = 1_000
 MAX_SAMPLES = 100_000  # validation.max_samples, quantization.calibration_samples
 MAX_CALIBRATION_MB = 1_000_000
+MAX_CELL_TIMEOUT_S = 86_400.0  # limits.cell_timeout_s: one day
 HOST_THREADS_PER_CORE = 4  # host runs use at most this many threads per core of this machine
 
 CALIBRATION_METHODS = ("minmax", "percentile", "entropy")
@@ -79,6 +81,11 @@ class Budgets:
 
 
 @dataclass(frozen=True)
+class Limits:
+    cell_timeout_s: float = 1800.0  # one cell's conversion; past it the converter is stopped and the cell fails
+
+
+@dataclass(frozen=True)
 class FormatSpec:
     name: str
     precisions: tuple[str, ...]
@@ -98,6 +105,8 @@ class TargetProfile:
     budgets: Budgets
     tolerances: dict[str, dict[str, float]] = field(default_factory=dict)
     path: Path | None = None
+    limits: Limits = field(default_factory=Limits)
+    input_shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)  # static shapes for dynamic inputs
 
     @property
     def host_threads(self) -> int:
@@ -133,6 +142,8 @@ class TargetProfile:
             "validation": vars(self.validation),
             "latency": vars(self.latency),
             "budgets": vars(self.budgets),
+            "limits": vars(self.limits),
+            "input_shapes": {k: list(v) for k, v in self.input_shapes.items()},
             "tolerances": {p: self.tolerance_for(p) for f in self.formats for p in f.precisions},
         }
 
@@ -166,7 +177,7 @@ def resolve_profile(name_or_path: str) -> TargetProfile:
     try:
         is_file = p.is_file()  # a folder named like a shipped target does not hide it
     except OSError as exc:
-        raise ConfigError(f"{p}: cannot read the target profile ({exc.strerror or exc}); give a shorter or readable path") from None
+        raise ConfigError(f"{p}: cannot read the target profile ({_os_text(exc)})") from None
     if p.suffix == ".toml" or is_file or "/" in name_or_path or os.sep in name_or_path:
         if not p.is_file():
             raise ConfigError(f"{p}: target profile not found; give a path to a .toml file or a shipped name (see `edgepack targets`)")
@@ -234,6 +245,16 @@ def _positive(file: Path, key: str, value, *, allow_zero: bool = False, most=Non
     return value
 
 
+def _os_text(exc: OSError) -> str:
+    if isinstance(exc, PermissionError):
+        return "permission denied; make it readable"
+    if exc.errno == errno.ENAMETOOLONG:
+        return "path too long; use a shorter path"
+    if exc.errno == errno.EISDIR:
+        return "it is a folder; give a .toml file"
+    return str(exc.strerror or exc)
+
+
 def _single_line(file: Path, key: str, value: str) -> str:
     if _CONTROL.search(value):
         raise ConfigError(f"{file}: key '{key}' must be a single line of text (no newlines, tabs or control characters), got {value!r}")
@@ -250,10 +271,8 @@ def load_profile(path: Path) -> TargetProfile:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError(f"{path}: target profile not found") from None
-    except PermissionError:
-        raise ConfigError(f"{path}: permission denied reading the target profile; make it readable") from None
     except OSError as exc:
-        raise ConfigError(f"{path}: cannot read the target profile ({exc.strerror or exc})") from None
+        raise ConfigError(f"{path}: cannot read the target profile ({_os_text(exc)})") from None
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{path}: not UTF-8 text (byte offset {exc.start}); save the profile as UTF-8") from None
     except tomllib.TOMLDecodeError as exc:
@@ -263,7 +282,7 @@ def load_profile(path: Path) -> TargetProfile:
         data,
         "",
         path,
-        ("name", "description", "device", "threads", "formats", "quantization", "validation", "latency", "budgets", "tolerances"),
+        ("name", "description", "device", "threads", "formats", "quantization", "validation", "latency", "budgets", "tolerances", "limits", "input_shapes"),
     )
     name = top.get("name", str, path.stem)
     if not _NAME.fullmatch(name):
@@ -336,6 +355,14 @@ def load_profile(path: Path) -> TargetProfile:
         max_latency_ms=_positive(path, "budgets.max_latency_ms", b.get("max_latency_ms", float)),
     )
 
+    lim = top.table("limits", ("cell_timeout_s",))
+    limits = Limits(cell_timeout_s=_positive(path, "limits.cell_timeout_s", lim.get("cell_timeout_s", float, Limits.cell_timeout_s), most=MAX_CELL_TIMEOUT_S))
+    input_shapes = {}
+    for iname, dims in top.get("input_shapes", dict, {}).items():
+        if not (isinstance(dims, list) and dims and all(isinstance(d, int) and not isinstance(d, bool) and 0 < d <= 1_000_000 for d in dims)):
+            raise ConfigError(f"{path}: key 'input_shapes.{iname}' must be a list of positive sizes, e.g. {iname} = [1, 3, 320, 320]; got {dims!r}")
+        input_shapes[iname] = tuple(dims)
+
     all_precisions = sorted({p for cls in known.values() for p in cls.precisions})
     tol_top = top.table("tolerances", tuple(all_precisions))
     tolerances = {}
@@ -364,6 +391,8 @@ def load_profile(path: Path) -> TargetProfile:
         budgets=budgets,
         tolerances=tolerances,
         path=path,
+        limits=limits,
+        input_shapes=input_shapes,
     )
 
 

@@ -320,15 +320,15 @@ def make_profile_warmup_huge(tmp: Path) -> Case:
 
 
 def make_profile_max_samples_huge(tmp: Path) -> Case:
-    return _case(tmp, _fast(extra="[validation]\nmax_samples = 1000000000\n"), "'validation.max_samples' is 1000000000; it must be 1..100,000")
+    return _case(tmp, _fast(extra="[validation]\nmax_samples = 1000000000\n"), "key 'validation.max_samples' is 1000000000; it must be 1..100,000")
 
 
 def make_profile_calibration_samples_zero(tmp: Path) -> Case:
-    return _case(tmp, _fast(extra="[quantization]\ncalibration_samples = 0\n"), "'quantization.calibration_samples' must be > 0")
+    return _case(tmp, _fast(extra="[quantization]\ncalibration_samples = 0\n"), "key 'quantization.calibration_samples' must be > 0")
 
 
 def make_profile_max_calibration_mb_zero(tmp: Path) -> Case:
-    return _case(tmp, _fast(extra="[validation]\nmax_calibration_mb = 0\n"), "'validation.max_calibration_mb' must be > 0")
+    return _case(tmp, _fast(extra="[validation]\nmax_calibration_mb = 0\n"), "key 'validation.max_calibration_mb' must be > 0")
 
 
 def make_profile_name_report_json(tmp: Path) -> Case:
@@ -340,7 +340,7 @@ def make_profile_name_manifest_json_upper(tmp: Path) -> Case:
 
 
 def make_profile_name_hidden(tmp: Path) -> Case:
-    return _case(tmp, _fast(name='name = ".edgepack-output.json"\n'), "starting with a letter or digit")
+    return _case(tmp, _fast(name='name = ".edgepack-output.json"\n'), "'name' is '.edgepack-output.json'; it names the target's output folder")
 
 
 def make_profile_name_trailing_newline(tmp: Path) -> Case:
@@ -348,7 +348,7 @@ def make_profile_name_trailing_newline(tmp: Path) -> Case:
 
 
 def make_profile_name_too_long(tmp: Path) -> Case:
-    return _case(tmp, _fast(name=f'name = "{"n" * 300}"\n'), "1 to 100 letters")
+    return _case(tmp, _fast(name=f'name = "{"n" * 300}"\n'), f"'name' is '{'n' * 300}'; it names the target's output folder, so use 1 to 100 letters")
 
 
 def make_profile_description_multiline(tmp: Path) -> Case:
