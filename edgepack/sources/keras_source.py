@@ -1,12 +1,14 @@
 """Keras source: a `.keras` file, loaded with Keras' safe_mode (no arbitrary code from Lambda
 layers) unless --allow-pickle. The reference runs in Keras; formats that take ONNX get it from
-tf2onnx, which keeps Keras' NHWC input layout."""
+tf2onnx, which keeps Keras' NHWC input layout; formats that take a torch.export program get the
+same ONNX through edgepack's ONNX->PyTorch bridge (edgepack/sources/onnx_torch)."""
 from __future__ import annotations
 
 import contextlib
 import io
 import logging
 import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +18,7 @@ from .._native import quiet_native
 from ..errors import ConversionError, InputError, require
 from ..types import Sample, TensorSpec
 from .base import Source, file_sha256, register_source
+from .onnx_torch.export import static_shapes
 
 ONNX_OPSET = 17
 
@@ -75,10 +78,12 @@ class KerasSource(Source):
         flat = out if isinstance(out, (list, tuple)) else list(out.values()) if isinstance(out, dict) else [out]
         return [np.asarray(o) for o in flat]
 
-    def to_onnx(self, dest: Path) -> str:
+    def to_onnx(self, dest: Path, shapes: dict[str, tuple[int, ...]] | None = None) -> str:
+        """tf2onnx's export at the static shapes (see exported_program for `shapes`)."""
         tf = require("tensorflow", "keras", "Exporting Keras to ONNX")
         tf2onnx = require("tf2onnx", "keras", "Exporting Keras to ONNX")
-        sig = [tf.TensorSpec(t.static_shape(), getattr(tf, t.dtype), name=t.name) for t in self.inputs]
+        static = static_shapes(self.inputs, shapes, self.spec)
+        sig = [tf.TensorSpec(static[t.name], getattr(tf, t.dtype), name=t.name) for t in self.inputs]
         try:
             with quiet_native(), contextlib.redirect_stdout(io.StringIO()):
                 model_proto, _ = tf2onnx.convert.from_keras(self.model, input_signature=sig, opset=ONNX_OPSET)
@@ -94,3 +99,27 @@ class KerasSource(Source):
         onnx.save(model_proto, str(dest))
         keras = require("keras", "keras", "Exporting Keras to ONNX")
         return f"keras {keras.__version__} -> tf2onnx {tf2onnx.__version__} (opset {ONNX_OPSET}, NHWC input)"
+
+    def exported_program(self, shapes: dict[str, tuple[int, ...]] | None = None) -> Any:
+        """The model as a torch.export ExportedProgram: tf2onnx's ONNX (NHWC inputs, as Keras)
+        through edgepack's ONNX->PyTorch bridge, with this source's input names. `shapes` and the
+        caching are as OnnxSource.exported_program's."""
+        from .onnx_torch import export_program
+
+        key = tuple(sorted((k, tuple(v)) for k, v in (shapes or {}).items()))
+        cache = self.__dict__.setdefault("_programs", {})
+        if key not in cache:
+            try:
+                onnx = require("onnx", "onnx", "Exporting Keras to ONNX")
+                with tempfile.TemporaryDirectory(prefix="edgepack-keras-") as tmp:
+                    path = Path(tmp) / "model.onnx"
+                    how = self.to_onnx(path, shapes)
+                    model = onnx.load(str(path))
+                ep = export_program(model, self.inputs, static_shapes(self.inputs, shapes, self.spec), self.spec)
+                ep.edgepack_route = f"{how} -> edgepack ONNX->PyTorch bridge -> torch.export"
+                cache[key] = ep
+            except ConversionError as exc:
+                cache[key] = exc
+        if isinstance(cache[key], ConversionError):
+            raise cache[key]
+        return cache[key]

@@ -1,4 +1,4 @@
-"""The ONNX -> PyTorch bridge (the tflite route for ONNX sources) matches onnxruntime, op by op."""
+"""The ONNX -> PyTorch bridge (edgepack.sources.onnx_torch) matches onnxruntime on small graphs."""
 import numpy as np
 import pytest
 
@@ -86,7 +86,7 @@ def test_bridge_matches_onnxruntime(tmp_path, case):
     torch = pytest.importorskip("torch")
     from onnx import TensorProto, helper, numpy_helper
 
-    from edgepack.formats.tflite.onnx_bridge import to_torch
+    from edgepack.sources.onnx_torch import to_torch
 
     rng = np.random.default_rng(0)
     nodes, inits, ins, outs = case(helper, rng)

@@ -78,17 +78,22 @@ def test_onnx_op_outside_the_bridge_is_named(tmp_path):
     from onnx import TensorProto, helper
 
     g = helper.make_graph(
-        [helper.make_node("Einsum", ["x", "x"], ["y"], equation="bi,bj->bij"), helper.make_node("Flatten", ["y"], ["z"])],
+        [
+            helper.make_node("Hardmax", ["x"], ["h"]),
+            helper.make_node("Reshape", ["h", "s"], ["m"]),
+            helper.make_node("Det", ["m"], ["z"]),
+        ],
         "g",
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
-        [helper.make_tensor_value_info("z", TensorProto.FLOAT, [1, 16])],
+        [helper.make_tensor_value_info("z", TensorProto.FLOAT, [])],
+        [helper.make_tensor("s", TensorProto.INT64, [2], [2, 2])],
     )
-    path = tmp_path / "einsum.onnx"
+    path = tmp_path / "hardmax.onnx"
     onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]), str(path))
     calib = write_stacked(tmp_path / "calib", 6, (4,), name="x")
     code, out, err = run_cli("build", str(path), "--calibration", str(calib), "--target", str(profile(tmp_path / "p.toml", ["fp32"])), "--out", str(tmp_path / "o"), "-q")
     assert code == 4 and len(err.strip().splitlines()) == 1, err
-    assert "ONNX op 'Einsum'" in err
+    assert f"{path}: op 'Hardmax' (and 'Det') is not supported by edgepack's ONNX->PyTorch bridge" in err
 
 
 def test_runtime_error_parsing():

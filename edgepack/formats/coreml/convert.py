@@ -1,6 +1,11 @@
-"""torch.export -> run_decompositions -> ct.convert(mlprogram), with explicit I/O types."""
+"""torch.export -> run_decompositions -> ct.convert(mlprogram), with explicit I/O types.
+
+Every source offers the program: PyTorch natively, ONNX and Keras through edgepack's
+ONNX->PyTorch bridge (edgepack/sources/onnx_torch), so nothing here depends on the source kind.
+"""
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import numpy as np
@@ -24,37 +29,63 @@ def image_scale_bias(pp: Preprocess, where: str) -> tuple[float, list[float]]:
 
 
 def unsupported_source(source) -> ConversionError:
-    return ConversionError(
-        f"{source.spec}: unsupported source for Core ML (a {source.kind} model; coremltools dropped ONNX input in 6.0); "
-        "supported: a PyTorch .pt2 file or a Python entry point 'package.module:function'"
-    )
+    """Why `source` cannot reach Core ML: the error its exported_program() raises (sources cache it)."""
+    try:
+        source.exported_program()
+    except ConversionError as exc:
+        return exc
+    return ConversionError(f"{source.spec}: a {source.kind} source offers no torch.export program for Core ML")
+
+
+def _failed_op(msg: str, ep) -> str | None:
+    """The op a coremltools error is about: a quoted op name, or the target of the fx node it names
+    ("Unsupported fx node gru, kind call_function" -> aten.gru)."""
+    m = re.search(r"op '([^']+)'", msg) or re.search(r"convert function for op '?([\w.]+)", msg)
+    if m:
+        return m.group(1)
+    m = re.search(r"fx node (\w+)", msg)
+    if m:
+        node = next((n for n in ep.graph.nodes if n.name == m.group(1)), None)
+        if node is not None and node.op == "call_function":
+            parts = str(getattr(node.target, "name", lambda: node.target)()).replace("::", ".").split(".")
+            return ".".join(parts[:2]) if parts[0] == "aten" else ".".join(parts)
+        return m.group(1)
+    return None
 
 
 def convert(source, *, precision: str, target: str, io_dtype: str, image: Preprocess | None, labels: list[str] | None) -> Any:
+    from ...sources.onnx_torch.export import program_input_shapes
+
     ct = coremltools()
     where = source.spec
-    try:
-        ep = source.exported_program()
-    except ConversionError:
-        raise unsupported_source(source) from None
+    ep = source.exported_program()  # a ConversionError here names the real reason (op, shape)
     np_io = np.float16 if io_dtype == "fp16" else np.float32
     inputs = []
-    for t in source.inputs:
-        if image is not None and len(t.shape) == 4:
+    for t, shape in zip(source.inputs, program_input_shapes(ep, source.inputs)):
+        if image is not None and len(shape) == 4:
+            if source.layout != "nchw":
+                raise ConfigError(
+                    f"{where}: image_input = true in [formats.coreml] needs NCHW inputs, but this {source.kind} model takes "
+                    f"{source.layout.upper()}; set image_input = false"
+                )
             scale, bias = image_scale_bias(image, where)
             layout = {"gray": ct.colorlayout.GRAYSCALE, "rgb": ct.colorlayout.RGB, "bgr": ct.colorlayout.BGR}[image.channels]
-            inputs.append(ct.ImageType(name=t.name, shape=t.static_shape(), scale=scale, bias=bias, color_layout=layout, channel_first=True))
+            inputs.append(ct.ImageType(name=t.name, shape=shape, scale=scale, bias=bias, color_layout=layout, channel_first=True))
+        elif t.dtype.startswith(("int", "uint", "bool")):
+            inputs.append(ct.TensorType(name=t.name, shape=shape, dtype=np.int32))
         else:
-            inputs.append(ct.TensorType(name=t.name, shape=t.static_shape(), dtype=np_io))
+            inputs.append(ct.TensorType(name=t.name, shape=shape, dtype=np_io))
     outputs = [ct.TensorType(name=t.name, dtype=np_io) for t in source.outputs]
     kwargs = {}
     if labels and len(source.outputs) == 1:
         kwargs["classifier_config"] = ct.ClassifierConfig(class_labels=list(labels))
         outputs = None  # a classifier names its own outputs (label and probabilities)
+    prog = ep
     try:
+        prog = ep.run_decompositions({})
         with no_progress_bars():
             return ct.convert(
-                ep.run_decompositions({}),
+                prog,
                 convert_to="mlprogram",
                 minimum_deployment_target=getattr(ct.target, target),
                 compute_precision=ct.precision.FLOAT16 if precision == "fp16" else ct.precision.FLOAT32,
@@ -65,6 +96,7 @@ def convert(source, *, precision: str, target: str, io_dtype: str, image: Prepro
     except Exception as exc:
         msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         if "not implemented" in msg.lower() or "unsupported" in msg.lower():
-            op = msg.split("'")[1] if msg.count("'") >= 2 else "?"
-            raise UnsupportedOpError(op, "coreml", f"{where}: coremltools cannot convert op '{op}' to Core ML ({msg})") from exc
-        raise ConversionError(f"{where}: coremltools conversion failed ({msg})") from exc
+            op = _failed_op(msg, prog)
+            if op is not None:
+                raise UnsupportedOpError(op, "coreml", f"{where}: coremltools cannot convert op '{op}' to Core ML ({msg[:300]})") from exc
+        raise ConversionError(f"{where}: coremltools conversion failed ({msg[:300]})") from exc

@@ -1,9 +1,9 @@
-"""Routes to a float .tflite: every source becomes a PyTorch module, then litert-torch converts it.
+"""Route to a float .tflite: the source's torch.export ExportedProgram -> litert-torch.
 
-- PyTorch (.pt2 / entry point): the source's ExportedProgram -> litert-torch.
-- ONNX: edgepack's ONNX -> PyTorch bridge (onnx_bridge.py) -> litert-torch. onnx2tf was the
-  alternative; it pins old TensorFlow/NumPy/ONNX, downloads a sample file when offline and
-  rewrites its input in place, so it cannot run inside edgepack's environment.
+Every source offers that program: PyTorch natively, ONNX and Keras (through tf2onnx) by
+edgepack's ONNX -> PyTorch bridge (edgepack/sources/onnx_torch). onnx2tf was the alternative
+for ONNX; it pins old TensorFlow/NumPy/ONNX, downloads a sample file when offline and rewrites
+its input in place, so it cannot run inside edgepack's environment.
 
 litert-torch needs no TensorFlow. The module is wrapped so that the .tflite's signature uses
 the source's input and output names (when they are Python identifiers) and, when the profile
@@ -21,6 +21,7 @@ from typing import Any
 
 from ...errors import ConversionError, EdgepackError, require
 from ..._native import quiet_native
+from ...sources.onnx_torch.export import program_input_shapes
 from .op_checks import from_lowering_error
 
 _TO_SOURCE = {("nhwc", "nchw"): (0, 3, 1, 2), ("nchw", "nhwc"): (0, 2, 3, 1)}  # artifact layout -> source layout
@@ -53,21 +54,10 @@ def source_layout(job) -> str:
     return pp.layout if pp is not None else job.source.layout
 
 
-def _torch_module(job) -> tuple[Any, str]:
-    """The source as a torch module, and how it got there."""
-    try:
-        ep = job.source.exported_program()
-    except ConversionError:
-        ep = None
-    if ep is not None:
-        return ep.module(), "torch.export ExportedProgram"
-    from . import onnx_bridge
-
-    onnx_path = job.workdir / f"{job.stem}.source.onnx"
-    how = job.source.to_onnx(onnx_path)
-    shapes = {t.name: t.static_shape() for t in job.source.inputs}
-    dtypes = {t.name: t.dtype for t in job.source.inputs}
-    return onnx_bridge.to_torch(onnx_path, shapes, dtypes, where=job.source.spec), f"{how} -> edgepack ONNX->PyTorch bridge"
+def _torch_module(job) -> tuple[Any, str, list[tuple[int, ...]]]:
+    """The source as a torch module, how it got there, and its static input shapes."""
+    ep = job.source.exported_program()
+    return ep.module(), getattr(ep, "edgepack_route", "torch.export ExportedProgram"), program_input_shapes(ep, job.source.inputs)
 
 
 def _wrapper(inner, in_names: list[str], out_names: list[str], perms: dict[str, tuple[int, ...]]):
@@ -99,14 +89,13 @@ def float_model(job, layout: str) -> FloatModel:
     torch = require("torch", "torch", "Converting to .tflite")
     litert_torch = import_litert_torch()
     where = job.source.spec
-    inner, how = _torch_module(job)
+    inner, how, static = _torch_module(job)
     src_layout = source_layout(job)
     valid = all(n.isidentifier() and not keyword.iskeyword(n) for n in [t.name for t in job.source.inputs])
     in_names = [t.name if valid else f"args_{i}" for i, t in enumerate(job.source.inputs)]
     out_names = [t.name for t in job.source.outputs]
     perms, inputs, sample = {}, [], {}
-    for name, spec in zip(in_names, job.source.inputs):
-        shape = spec.static_shape()
+    for name, spec, shape in zip(in_names, job.source.inputs, static):
         art_layout = src_layout if layout == "source" or len(shape) != 4 else layout
         if len(shape) == 4 and art_layout != src_layout:
             perms[name] = _TO_SOURCE[(art_layout, src_layout)]

@@ -1,4 +1,6 @@
-"""ONNX op handlers for the ONNX -> PyTorch bridge: one small function per op, torch ops inside.
+"""ONNX element-wise, activation, linear-algebra, convolution and normalisation ops for the bridge.
+
+One small function per op, torch ops inside.
 
 Each handler takes a Ctx (the node's arguments and attributes) and returns its outputs. During
 the fold pass a handler may run on constants; `Ctx.np` reads an argument that must be known at
@@ -46,7 +48,7 @@ class Ctx:
             return v.value
         raise ConversionError(
             f"{self.where}: ONNX node '{self.node.name or self.node.op_type}' ({self.node.op_type}) needs input {i} "
-            "to be a constant (its value depends on the model input); the tflite route needs static shapes"
+            "to be a constant (its value depends on the model input); edgepack's ONNX->PyTorch bridge needs static shapes"
         )
 
     def is_const(self, i: int) -> bool:
@@ -56,8 +58,16 @@ class Ctx:
         v = self.args[i]
         return tuple(v.value.shape) if isinstance(v, Const) else tuple(int(d) for d in v.shape)
 
+    def aux(self, tag: str, make):
+        """A constant tensor this handler derives (indices, weights): a buffer made once per node."""
+        if self.module is None:
+            return _torch().from_numpy(np.array(make(), order="C", copy=True))
+        return self.module.aux(f"{self.node.name or id(self.node)}/{self.node.output[0]}/{tag}", make)
+
     def fail(self, what: str):
-        raise ConversionError(f"{self.where}: ONNX {self.node.op_type} node '{self.node.name}': {what} is not supported by the tflite route")
+        raise ConversionError(
+            f"{self.where}: ONNX {self.node.op_type} node '{self.node.name}': {what} is not supported by edgepack's ONNX->PyTorch bridge"
+        )
 
 
 HANDLERS: dict[str, Callable[[Ctx], list]] = {}

@@ -1,9 +1,9 @@
-"""ONNX shape, indexing, reduction and resampling ops for the ONNX -> PyTorch bridge."""
+"""ONNX shape, indexing and reduction ops for the ONNX -> PyTorch bridge."""
 from __future__ import annotations
 
 import numpy as np
 
-from .onnx_ops import Const, Ctx, _F, _torch, op
+from .ops import Const, Ctx, _F, _torch, op
 
 
 def _axes(c: Ctx, attr_opset: int, index: int) -> list[int] | None:
@@ -126,13 +126,28 @@ def _slice(c: Ctx):
     axes = axes or list(range(len(starts)))
     steps = steps or [1] * len(starts)
     index = [slice(None)] * x.dim()
+    reverse = []
     for s, e, a, st in zip(starts, ends, axes, steps):
+        a = a % x.dim()
         size = x.shape[a]
-        s, e = max(min(s, size), -size), max(min(e, size), -size - 1)
-        if st < 0:
-            c.fail("negative Slice steps")
-        index[a] = slice(s, e, st)
-    return [x[tuple(index)]]
+        if st > 0:
+            index[a] = slice(max(min(s, size), -size), max(min(e, size), -size - 1), st)
+            continue
+        # a negative step: ONNX clamps start to [0, size-1] and end to [-1, size-1] after wrapping
+        s = s + size if s < 0 else s
+        e = e + size if e < 0 else e
+        s, e = min(max(s, 0), size - 1), min(max(e, -1), size - 1)
+        picked = list(range(s, e, st))
+        if not picked:
+            index[a] = slice(0, 0)
+        elif st == -1:
+            index[a] = slice(picked[-1], picked[0] + 1)
+            reverse.append(a)
+        else:
+            index[a] = slice(picked[-1], picked[0] + 1, -st)  # the same elements, ascending
+            reverse.append(a)
+    y = x[tuple(index)]
+    return [y.flip(reverse) if reverse else y]
 
 
 @op("Gather")
@@ -226,24 +241,3 @@ def _argmax(c: Ctx):
         c.fail("select_last_index")
     fn = x.argmax if c.node.op_type == "ArgMax" else x.argmin
     return [fn(c.a("axis", 0), keepdim=bool(c.a("keepdims", 1)))]
-
-
-@op("Resize", "Upsample")
-def _resize(c: Ctx):
-    x = c.t(0)
-    mode = c.a("mode", "nearest")
-    if c.node.op_type == "Upsample":
-        scales = c.np(1).tolist() if c.has(1) else list(c.a("scales"))
-        sizes = None
-    else:
-        scales = c.np(2).tolist() if c.has(2) and c.np(2).size else None
-        sizes = [int(s) for s in c.np(3)] if c.has(3) else None
-    out = sizes[2:] if sizes else [int(np.floor(d * s)) for d, s in zip(x.shape[2:], scales[2:])]
-    coord = c.a("coordinate_transformation_mode", "half_pixel" if c.node.op_type == "Resize" else "asymmetric")
-    if mode == "nearest":
-        if coord != "asymmetric" or c.a("nearest_mode", "round_prefer_floor") not in ("floor",) and c.node.op_type == "Resize":
-            c.fail(f"nearest resize with coordinate_transformation_mode={coord!r}, nearest_mode={c.a('nearest_mode', 'round_prefer_floor')!r}")
-        return [_F().interpolate(x, size=out, mode="nearest")]
-    if mode == "linear" and x.dim() == 4 and coord in ("half_pixel", "pytorch_half_pixel", "align_corners"):
-        return [_F().interpolate(x, size=out, mode="bilinear", align_corners=coord == "align_corners")]
-    c.fail(f"{mode} resize with coordinate_transformation_mode={coord!r}")

@@ -1,13 +1,13 @@
-"""ONNX -> PyTorch module, so that ONNX sources reach LiteRT through litert-torch as PyTorch does.
+"""ONNX graph -> torch.nn.Module that interprets it with torch ops; torch.export traces it flat.
 
-The module interprets the ONNX graph with torch ops; torch.export traces it into a flat graph.
-At construction one eager pass over a zero input (shapes are static, batch 1) folds everything
-that depends only on constants and shapes (Shape, Gather on shapes, Concat of shape pieces, ...);
-`forward` runs only the nodes that depend on the inputs. Constants that such nodes use become
-buffers, so weights reach litert-torch as weights.
+At construction one eager pass over zero inputs (shapes are static) folds everything that depends
+only on constants and shapes (Shape, Gather on shapes, Concat of shape pieces, ...); `forward`
+runs only the nodes that depend on the inputs. Constants that such nodes use become buffers, so
+weights reach the converters (litert-torch, coremltools) as weights, not as traced literals.
 
-Covers the ONNX ops of common CNNs and MLPs (opset 11-21 semantics). Any other op is refused
-before conversion with an UnsupportedOpError that names it.
+Covers the ONNX ops of CNNs, detectors, OCR/segmentation nets, transformers and recurrent nets
+(opset 9-21 semantics; see ops.py, shape_ops.py, resize.py, recurrent.py, misc_ops.py). Any other
+op is refused before conversion with an UnsupportedOpError that names every missing op.
 """
 from __future__ import annotations
 
@@ -17,35 +17,47 @@ from typing import Any
 import numpy as np
 
 from ...errors import ConversionError, EdgepackError, UnsupportedOpError, require
-from . import onnx_ops, onnx_shape_ops  # noqa: F401  (onnx_shape_ops registers its handlers)
-from .onnx_ops import Const
+from . import misc_ops, ops, recurrent, resize, shape_ops  # noqa: F401  (each registers its handlers)
+from .ops import Const
+
+BRIDGE = "edgepack's ONNX->PyTorch bridge"
 
 
 def unsupported_ops(model) -> list[str]:
-    ops = []
+    """The op types of `model` that the bridge has no handler for (domain-qualified when not ai.onnx)."""
+    missing: list[str] = []
     for n in model.graph.node:
         name = n.op_type if n.domain in ("", "ai.onnx") else f"{n.domain}:{n.op_type}"
-        if (n.domain not in ("", "ai.onnx") or n.op_type not in onnx_ops.HANDLERS) and name not in ops:
-            ops.append(name)
-    return ops
+        if (n.domain not in ("", "ai.onnx") or n.op_type not in ops.HANDLERS) and name not in missing:
+            missing.append(name)
+    return missing
 
 
-def to_torch(path: Path, input_shapes: dict[str, tuple[int, ...]], input_dtypes: dict[str, str], where: str | None = None):
-    """An nn.Module equivalent to the ONNX model at `path`, with static input shapes. `where`
-    names the user's model in errors (default: the file's name)."""
-    where = where or path.name
-    onnx = require("onnx", "onnx", "Reading ONNX models for the tflite route")
-    require("torch", "torch", "Converting ONNX to PyTorch for the tflite route")
-    model = onnx.load(str(path))
+def check_ops(model, where: str) -> None:
     missing = unsupported_ops(model)
     if missing:
-        more = f" (and {', '.join(missing[1:])})" if len(missing) > 1 else ""
+        more = f" (and {', '.join(repr(m) for m in missing[1:])})" if len(missing) > 1 else ""
         raise UnsupportedOpError(
             missing[0],
-            "tflite",
-            f"{where}: ONNX op '{missing[0]}'{more} is not supported by edgepack's ONNX->PyTorch bridge, "
-            "the tflite route for ONNX sources; export the model from PyTorch (.pt2) instead",
+            "onnx->torch",
+            f"{where}: op '{missing[0]}'{more} is not supported by {BRIDGE}, which every format other than .ort "
+            "uses for ONNX and Keras sources; export the model from PyTorch (.pt2) instead, or build only the ort format",
         )
+
+
+def to_torch(model_or_path, input_shapes: dict[str, tuple[int, ...]], input_dtypes: dict[str, str], where: str | None = None):
+    """An nn.Module equivalent to the ONNX model (a path or a ModelProto), for static input shapes.
+    Its forward takes the graph inputs positionally, in graph order. `where` names the user's
+    model in errors (default: the file's name)."""
+    onnx = require("onnx", "onnx", "Reading ONNX models")
+    require("torch", "torch", "Converting ONNX to PyTorch")
+    if isinstance(model_or_path, (str, Path)):
+        where = where or Path(model_or_path).name
+        model = onnx.load(str(model_or_path))
+    else:
+        model = model_or_path
+        where = where or "the ONNX model"
+    check_ops(model, where)
     return _build_module(model, input_shapes, input_dtypes, where)
 
 
@@ -65,6 +77,18 @@ def _attrs(node) -> dict[str, Any]:
     return out
 
 
+def _run(ctx_args, where: str):
+    node = ctx_args[1]
+    ctx = ops.Ctx(*ctx_args)
+    try:
+        return ctx, ops.HANDLERS[node.op_type](ctx)
+    except EdgepackError:
+        raise
+    except Exception as exc:  # a combination of attributes/shapes the handler cannot take
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ConversionError(f"{where}: ONNX {node.op_type} node '{node.name}' could not be bridged to PyTorch ({first[:300]})") from exc
+
+
 def _build_module(model, input_shapes, input_dtypes, where: str):
     import torch
     from onnx import numpy_helper
@@ -79,9 +103,10 @@ def _build_module(model, input_shapes, input_dtypes, where: str):
     class OnnxModule(torch.nn.Module):
         def __init__(self):
             super().__init__()
-            self._buffers_for: dict[tuple[str, str], str] = {}
+            self._buffers_for: dict[tuple[str, str | None], str] = {}
             self._live: list = []
             self._consts = dict(consts)
+            self.input_names = list(input_names)
             self._fold()
 
         # -- constants -------------------------------------------------------------------
@@ -95,6 +120,15 @@ def _build_module(model, input_shapes, input_dtypes, where: str):
             name = self._buffers_for.get((key, transform))
             if name is None:  # registered during the fold pass
                 raise ConversionError(f"{where}: internal: constant '{key}' was not prepared")
+            return getattr(self, name)
+
+        def aux(self, key: str, make):
+            """A buffer that a handler derives (resize indices, per-direction RNN weights), made once."""
+            name = self._buffers_for.get((key, "aux"))
+            if name is None:
+                name = f"c{len(self._buffers_for)}"
+                self.register_buffer(name, torch.from_numpy(np.array(make(), order="C", copy=True)), persistent=True)
+                self._buffers_for[(key, "aux")] = name
             return getattr(self, name)
 
         def _want_buffer(self, v, key, transform):
@@ -114,15 +148,8 @@ def _build_module(model, input_shapes, input_dtypes, where: str):
             with torch.no_grad():
                 for node, attrs in nodes:
                     args = [env.get(n) if n else None for n in node.input]
-                    foldable = node.op_type == "Shape" or all(a is None or isinstance(a, Const) for a in args)
-                    ctx = onnx_ops.Ctx(self, node, attrs, args, opset, where)
-                    try:
-                        outs = onnx_ops.HANDLERS[node.op_type](ctx)
-                    except EdgepackError:
-                        raise
-                    except Exception as exc:  # a combination of attributes/shapes the handler cannot take
-                        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-                        raise ConversionError(f"{where}: ONNX {node.op_type} node '{node.name}' could not be bridged to PyTorch ({first})") from exc
+                    foldable = node.op_type in ("Shape", "Size") or all(a is None or isinstance(a, Const) for a in args)
+                    ctx, outs = _run((self, node, attrs, args, opset, where), where)
                     if foldable:
                         for n, o in zip(node.output, outs):
                             if n and o is not None:
@@ -142,7 +169,7 @@ def _build_module(model, input_shapes, input_dtypes, where: str):
             env.update(zip(input_names, xs))
             for node, attrs in self._live:
                 args = [env.get(n) if n else None for n in node.input]
-                outs = onnx_ops.HANDLERS[node.op_type](onnx_ops.Ctx(self, node, attrs, args, opset, where))
+                outs = ops.HANDLERS[node.op_type](ops.Ctx(self, node, attrs, args, opset, where))
                 env.update(zip(node.output, outs))
             res = [env[n] if not isinstance(env[n], Const) else torch.from_numpy(env[n].value.copy()) for n in self._outputs]
             return res[0] if len(res) == 1 else tuple(res)
@@ -150,4 +177,3 @@ def _build_module(model, input_shapes, input_dtypes, where: str):
     module = OnnxModule()
     module.train(False)
     return module
-
