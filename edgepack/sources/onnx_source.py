@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -146,6 +147,31 @@ class OnnxSource(Source):
         else:  # protobuf's 2 GB limit: keep the weights external, next to the copy
             onnx.save(model, str(dest), save_as_external_data=True, location=dest.name + ".data")
         return "source ONNX"
+
+    def exported_program(self, shapes: dict[str, tuple[int, ...]] | None = None) -> Any:
+        """The model as a torch.export ExportedProgram, through edgepack's ONNX->PyTorch bridge
+        (edgepack/sources/onnx_torch), with this source's input names.
+
+        `shapes` maps input names to static shapes (e.g. from --input-shape or the calibration
+        data); inputs it leaves out keep their declared static dims, a symbolic batch becoming 1.
+        A remaining symbolic dim raises ConversionError naming the input and the dimension; an op
+        the bridge lacks raises UnsupportedOpError naming it. Results and errors are cached per
+        `shapes`, because every format asks."""
+        from .onnx_torch import export_program
+
+        key = tuple(sorted((k, tuple(v)) for k, v in (shapes or {}).items()))
+        cache = self.__dict__.setdefault("_programs", {})
+        if key not in cache:
+            try:
+                onnx = require("onnx", "onnx", "Reading ONNX models")
+                ep = export_program(onnx.load(str(self.path)), self.inputs, shapes, self.spec)
+                ep.edgepack_route = "source ONNX -> edgepack ONNX->PyTorch bridge -> torch.export"
+                cache[key] = ep
+            except ConversionError as exc:
+                cache[key] = exc
+        if isinstance(cache[key], ConversionError):
+            raise cache[key]
+        return cache[key]
 
 
 @register_inspector(".onnx")
