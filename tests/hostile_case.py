@@ -5,6 +5,7 @@ Generators live in tests/hostile_inputs.py, tests/hostile_pt2.py and tests/hosti
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,6 +18,7 @@ class Case:
     payload_marker: Path | None = None   # a file a payload would create; must NOT exist afterwards
     keep: list[Path] = field(default_factory=list)  # user files that must still exist, byte-identical
     stdin_timeout: float = 120.0
+    teardown: list[Callable[[], None]] = field(default_factory=list)  # run after the case (e.g. unmount a tmpfs)
 
 
 # --- shared tiny inputs, built once per test session -------------------------------------------

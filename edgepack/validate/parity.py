@@ -54,7 +54,7 @@ def _count_text(values: np.ndarray) -> str:
 
 
 def check_reference_finite(
-    source: str, output_names: Sequence[str], outputs: Sequence[np.ndarray], origin: str
+    source: str | None, output_names: Sequence[str], outputs: Sequence[np.ndarray], origin: str
 ) -> None:
     """Raise InputError when the source model's outputs for one sample hold NaN or Inf.
 
@@ -64,8 +64,9 @@ def check_reference_finite(
         y = np.asarray(y)
         if y.dtype.kind in "fc" and not np.isfinite(y).all():
             bad = y[~np.isfinite(y)]
+            where = f"{source}: the source model" if source else "the source model"
             raise InputError(
-                f"{source}: the source model gives {_count_text(bad)} of {y.size} values in output '{name}' on {origin} "
+                f"{where} gives {_count_text(bad)} of {y.size} values in output '{name}' on {origin} "
                 "(finite input); fix the model (e.g. a log(0), x/0 or exp overflow) or drop that sample"
             )
 
@@ -164,7 +165,7 @@ def check_parity(
     targets: np.ndarray | None,
     *,
     origins: Sequence[str] | None = None,
-    source: str = "the source model",
+    source: str | None = None,
 ) -> ParityReport:
     """refs/outs: per sample, the list of outputs in source order. `origins`: each sample's name
     (e.g. "calib.npz (sample 3)") for messages; `source`: the model, for messages."""
