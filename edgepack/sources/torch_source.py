@@ -1,8 +1,15 @@
 """PyTorch sources: a .pt2 ExportedProgram, or a Python entry point `module:function`.
 
-Both become a torch.export ExportedProgram. A .pt2 archive is scanned before loading:
-torch.export.load() unpickles tensor subclasses, custom objects and sample inputs (falling
-back to weights_only=False), so edgepack refuses any pickled payload unless --allow-pickle.
+Both become a torch.export ExportedProgram.
+
+A .pt2 file is data: without --allow-pickle edgepack never hands it to a torch loader that may
+unpickle or evaluate its contents; pt2_archive.py parses the zip against an allow-list, vets the
+program JSON and builds the ExportedProgram from JSON and raw tensor bytes. --allow-pickle means
+"I trust this file" and uses torch.export.load.
+
+An entry point RUNS THE USER'S CODE: edgepack imports the module and calls the function, exactly
+as `python -c "import module; module.function()"` would. It is the only source kind that runs
+code from the user's files; use it only for code you trust.
 """
 from __future__ import annotations
 
@@ -13,6 +20,7 @@ import io
 import json
 import re
 import sys
+import warnings
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -23,6 +31,7 @@ from ..errors import ConversionError, InputError, require
 from ..inspect import Inspection, quantization_summary, register_inspector
 from ..types import Sample, TensorSpec
 from .base import Source, file_sha256, register_source
+from .pt2_archive import build_exported_program, check_model_file, open_pt2, summary
 
 _ENTRY = re.compile(r"^(?P<mod>[A-Za-z_][\w.]*|[^:]+\.py):(?P<fn>[A-Za-z_]\w*)$")
 
@@ -50,7 +59,9 @@ class _TorchBase(Source):
         placeholders = {n.name: n for n in ep.graph.nodes if n.op == "placeholder"}
         inputs = tuple(_spec_from_value(n, placeholders[n].meta["val"]) for n in sig.user_inputs)
         out_node = next(n for n in ep.graph.nodes if n.op == "output")
-        out_vals = [a.meta.get("val") if hasattr(a, "meta") else None for a in out_node.args[0]]
+        user = [spec.kind.name == "USER_OUTPUT" for spec in sig.output_specs]  # not mutated buffers
+        out_args = [a for a, u in zip(out_node.args[0], user, strict=True) if u]
+        out_vals = [a.meta.get("val") if hasattr(a, "meta") else None for a in out_args]
         names = ["output"] if len(out_vals) == 1 else [f"output_{i}" for i in range(len(out_vals))]
         outputs = tuple(_spec_from_value(nm, v) for nm, v in zip(names, out_vals, strict=True))
         super().__init__(spec, name, inputs, outputs, sha256)
@@ -98,28 +109,32 @@ class _TorchBase(Source):
         return f"torch {torch.__version__} torch.onnx.export(dynamo=True)"
 
 
-def _scan_pt2(path: Path) -> list[str]:
-    """Name every pickled payload in a .pt2 archive (empty when the archive is pickle-free)."""
-    torch = _torch()
-    found = []
-    with zipfile.ZipFile(path) as z:
-        names = z.namelist()
-        for n in names:
-            base = n.split("/", 1)[-1]
-            if base.endswith("_config.json") and ("/data/weights/" in f"/{base}" or "/data/constants/" in f"/{base}"):
-                cfg = json.loads(z.read(n))
-                for fqn, meta in (cfg.get("config") or {}).items():
-                    pname = str(meta.get("path_name", ""))
-                    if meta.get("use_pickle") or pname.startswith(("custom_obj", "opaque_obj")):
-                        found.append(f"{fqn} ({pname})")
-            elif re.match(r"^data/(weights|constants)/[^/]+\.pt$", base):
-                found.append(base)
-            elif re.match(r"^data/sample_inputs/[^/]+\.pt$", base):
-                try:
-                    torch.load(io.BytesIO(z.read(n)), weights_only=True)
-                except Exception:
-                    found.append(base)
-    return found
+@contextlib.contextmanager
+def _quiet_torch_logs():
+    """torch.export.load logs a traceback (logger "torch.export") for a malformed zip, and the serde
+    warns about fallbacks; edgepack reports the failure in one line, so they stay quiet without --debug."""
+    import logging
+
+    cli = sys.modules.get("edgepack.cli")
+    if getattr(cli, "_state", {}).get("debug"):
+        yield
+        return
+    loggers = [logging.getLogger(n) for n in ("torch.export", "torch._export", "torch.export.pt2_archive._package")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.CRITICAL)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        for lg, lvl in zip(loggers, levels, strict=True):
+            lg.setLevel(lvl)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 @register_source
@@ -132,26 +147,36 @@ class Pt2Source(_TorchBase):
 
     @classmethod
     def load(cls, spec: str, *, allow_pickle: bool = False) -> Source:
+        """Without allow_pickle no torch loader runs on the file: pt2_archive parses and vets it and builds
+        the ExportedProgram from JSON and raw bytes. With allow_pickle, torch.export.load reads it (it may
+        unpickle and run the file's code: for files the user trusts)."""
         path = Path(spec)
-        if not path.is_file():
-            raise InputError(f"{path}: model file not found; check the path")
+        check_model_file(path)
         torch = _torch()
-        if not zipfile.is_zipfile(path):
-            raise InputError(f"{path}: not a .pt2 archive (not a zip file); save it with torch.export.save()")
+        if allow_pickle:
+            if not zipfile.is_zipfile(path):
+                raise InputError(f"{path}: not a .pt2 archive (not a zip file); save it with torch.export.save()")
+            loader = lambda: torch.export.load(str(path))  # noqa: E731
+        else:
+            arch = open_pt2(path)
+            loader = lambda: build_exported_program(arch)  # noqa: E731
         try:
-            pickled = _scan_pt2(path)
-        except (zipfile.BadZipFile, json.JSONDecodeError, OSError) as exc:
-            raise InputError(f"{path}: corrupt .pt2 archive ({exc}); save it again with torch.export.save()") from None
-        if pickled and not allow_pickle:
-            raise InputError(
-                f"{path}: contains pickled data ({', '.join(pickled[:3])}), which can run code when loaded; "
-                "pass --allow-pickle if you trust this file"
-            )
-        try:
-            ep = torch.export.load(str(path))
+            with _quiet_torch_logs():
+                ep = loader()
+        except InputError:
+            raise
+        except (zipfile.BadZipFile, json.JSONDecodeError, EOFError) as exc:
+            raise InputError(f"{path}: corrupt .pt2 archive ({_first_line(exc)}); save it again with torch.export.save()") from None
         except Exception as exc:
-            raise InputError(f"{path}: could not load the ExportedProgram ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__}); save it again with torch.export.save()") from exc
+            raise InputError(f"{path}: could not load the ExportedProgram ({_first_line(exc)}); save it again with torch.export.save()") from exc
         return cls(spec, path.stem, ep, file_sha256(path))
+
+
+def _raised(exc: BaseException) -> str:
+    if isinstance(exc, SystemExit):
+        return f"called sys.exit({exc.code!r}) instead of returning"
+    text = str(exc).strip()
+    return f"raised {type(exc).__name__}" + (f": {text.splitlines()[0]}" if text else "")
 
 
 @register_source
@@ -167,6 +192,7 @@ class EntryPointSource(_TorchBase):
         torch = _torch()
         m = _ENTRY.match(spec)
         mod_name, fn_name = m["mod"], m["fn"]
+        # This runs the user's code (module body, then the function): the only source kind that does.
         try:
             if mod_name.endswith(".py"):
                 file = Path(mod_name)
@@ -181,16 +207,19 @@ class EntryPointSource(_TorchBase):
                 module = importlib.import_module(mod_name)
         except InputError:
             raise
-        except ImportError as exc:
-            raise InputError(f"{spec}: cannot import '{mod_name}' ({exc}); run from the folder that holds the package") from exc
+        except ModuleNotFoundError as exc:
+            if exc.name and mod_name.split(".")[0] == exc.name.split(".")[0]:
+                raise InputError(f"{spec}: cannot import '{mod_name}' ({exc}); run from the folder that holds the package") from exc
+            raise InputError(f"{spec}: importing '{mod_name}' failed: {_first_line(exc)}; install it or fix the import (--debug shows where)") from exc
+        except (Exception, SystemExit) as exc:
+            raise InputError(f"{spec}: importing '{mod_name}' {_raised(exc)}; fix it, then rerun (--debug shows where)") from exc
         fn = getattr(module, fn_name, None)
         if not callable(fn):
             raise InputError(f"{spec}: '{mod_name}' has no function '{fn_name}'")
         try:
             result = fn()
-        except Exception as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-            raise InputError(f"{spec}: the entry point raised {type(exc).__name__}: {first}; fix it, then rerun (--debug shows where)") from exc
+        except (Exception, SystemExit) as exc:
+            raise InputError(f"{spec}: the entry point {_raised(exc)}; fix it, then rerun (--debug shows where)") from exc
         if not (isinstance(result, tuple) and len(result) == 2 and isinstance(result[0], torch.nn.Module)):
             raise InputError(f"{spec}: the entry point must return (torch.nn.Module, example_inputs); got {type(result).__name__}")
         module_obj, example = result
@@ -206,20 +235,17 @@ class EntryPointSource(_TorchBase):
 
 @register_inspector(".pt2")
 def inspect_pt2(path: Path) -> Inspection:
-    from collections import Counter
-
-    src = Pt2Source.load(str(path))
-    ops = Counter(str(n.target).removeprefix("aten.") for n in src.ep.graph.nodes if n.op == "call_function")
-    weights = Counter(str(t.dtype).replace("torch.", "") for t in src.ep.state_dict.values())
-    hist = dict(ops.most_common())
+    """Read from the archive's JSON and weight configs alone: no torch import, nothing unpickled."""
+    info = summary(open_pt2(path))
+    hist, weights = info["ops"], info["weight_dtypes"]
     return Inspection(
         path=path,
         kind="PyTorch ExportedProgram (.pt2)",
         size_bytes=path.stat().st_size,
-        inputs=src.inputs,
-        outputs=src.outputs,
+        inputs=tuple(TensorSpec(n, shape, dtype) for n, shape, dtype in info["inputs"]),
+        outputs=tuple(TensorSpec(n, shape, dtype) for n, shape, dtype in info["outputs"]),
         op_histogram=hist,
-        weight_dtypes=dict(weights),
-        quantization=quantization_summary(dict(weights), hist),
-        details={"parameters": int(sum(t.numel() for t in src.ep.state_dict.values()))},
+        weight_dtypes=weights,
+        quantization=quantization_summary(weights, hist),
+        details={"parameters": info["parameters"]},
     )
