@@ -1,58 +1,59 @@
-"""Read a .mlpackage for `edgepack inspect`: I/O, op histogram, weight storage, metadata."""
+"""Read a .mlpackage for `edgepack inspect`: I/O, op histogram, weight storage, metadata.
+
+The spec is decoded by spec_reader (protobuf wire format), so coremltools, torch and TensorFlow
+are not imported and inspect answers in well under a second.
+"""
 from __future__ import annotations
 
-from collections import Counter
 from pathlib import Path
 
 from ...errors import InputError
 from ...files import artifact_size
 from ...inspect import Inspection, quantization_summary, register_inspector
-from ...types import TensorSpec
-from ..._coremltools import coremltools
-
-
-def _feature_spec(f) -> TensorSpec:
-    kind = f.type.WhichOneof("Type")
-    if kind == "multiArrayType":
-        arr = f.type.multiArrayType
-        dtypes = {65568: "float32", 65552: "float16", 65600: "float64", 131104: "int32", 131080: "int8"}
-        return TensorSpec(f.name, tuple(int(d) for d in arr.shape), dtypes.get(arr.dataType, str(arr.dataType)))
-    if kind == "imageType":
-        img = f.type.imageType
-        return TensorSpec(f.name, (int(img.height), int(img.width)), "image")
-    return TensorSpec(f.name, (), kind or "?")
+from .metadata import PREFIX
+from .spec_reader import WireError, model_spec_path, read_spec
 
 
 @register_inspector(".mlpackage")
 def inspect_mlpackage(path: Path) -> Inspection:
-    ct = coremltools()
+    if not path.is_dir():
+        raise InputError(f"{path}: a .mlpackage is a folder, this is a file; rebuild it with edgepack build")
+    spec_file = model_spec_path(path)
     try:
-        model = ct.models.MLModel(str(path), skip_model_load=True)
-    except Exception as exc:
-        raise InputError(f"{path}: not a readable .mlpackage ({str(exc).splitlines()[0]})") from None
-    spec = model.get_spec()
-    from ...runtimes.coreml_emulator.loader import load_program
-
-    program, _ = load_program(path)
-    ops = Counter(op.op_type for op in program.functions["main"].operations if op.op_type != "const")
-    weights = Counter()
-    for op in program.functions["main"].operations:
-        if op.op_type == "const" and op.outputs[0].val is not None and getattr(op.outputs[0].val, "size", 0) > 16:
-            weights[str(op.outputs[0].val.dtype)] += 1
-        elif op.op_type.startswith("constexpr_"):
-            weights[op.op_type] += 1
-    hist = dict(ops.most_common())
-    meta = dict(spec.description.metadata.userDefined)
+        spec = read_spec(spec_file.read_bytes())
+    except OSError:
+        raise InputError(f"{path}: not a readable .mlpackage (no {spec_file.relative_to(path)}); rebuild it with edgepack build") from None
+    except WireError as exc:
+        raise InputError(f"{path}: not a readable .mlpackage (its model spec is damaged: {exc}); rebuild it with edgepack build") from None
+    if not spec.inputs and not spec.outputs:
+        raise InputError(f"{path}: not a readable .mlpackage (its model spec has no inputs or outputs); rebuild it with edgepack build")
+    weights, hist = spec.weights, spec.ops
+    compressed = sorted(k for k in weights if k.startswith("constexpr_"))
+    ours = {k.removeprefix(PREFIX): v for k, v in spec.metadata.items() if k.startswith(PREFIX)}
+    details = {
+        "metadata": spec.metadata,
+        "short_description": spec.short_description,
+        "model_type": spec.model_type,
+        "opset": spec.opset,
+    }
+    if spec.image_inputs:
+        details["image_inputs"] = spec.image_inputs
+    if spec.predicted_feature:
+        details["predicted_feature"] = spec.predicted_feature
+    if ours:
+        details["edgepack_metadata"] = ours
+        if ours.get("layout"):
+            details["layout"] = ours["layout"]
     return Inspection(
         path=path,
-        kind=f"Core ML ML program (.mlpackage, spec v{spec.specificationVersion})",
+        kind=f"Core ML ML program (.mlpackage, spec v{spec.specification_version})"
+        if spec.model_type == "mlProgram"
+        else f"Core ML {spec.model_type} (.mlpackage, spec v{spec.specification_version})",
         size_bytes=artifact_size(path),
-        inputs=tuple(_feature_spec(f) for f in spec.description.input),
-        outputs=tuple(_feature_spec(f) for f in spec.description.output),
+        inputs=spec.inputs,
+        outputs=spec.outputs,
         op_histogram=hist,
-        weight_dtypes=dict(weights),
-        quantization=quantization_summary(dict(weights), hist)
-        if not any(k.startswith("constexpr_") for k in weights)
-        else f"compressed weights ({', '.join(sorted(k for k in weights if k.startswith('constexpr_')))})",
-        details={"metadata": meta, "short_description": spec.description.metadata.shortDescription},
+        weight_dtypes=weights,
+        quantization=f"compressed weights ({', '.join(compressed)})" if compressed else quantization_summary(weights, hist),
+        details=details,
     )

@@ -35,8 +35,11 @@ def inspect_tflite(path: Path) -> Inspection:
     buf = path.read_bytes()
     try:
         graph = read_graph(buf)
+        meta = metadata.read(buf)
     except ValueError as exc:
         raise InputError(f"{path}: {exc}; rebuild it with edgepack build") from None
+    except Exception as exc:  # offsets past the end of a truncated or corrupted flatbuffer (struct.error, ...)
+        raise InputError(f"{path}: a damaged .tflite flatbuffer ({type(exc).__name__}); rebuild it with edgepack build") from None
     sig_in = graph.signature_inputs or tuple((graph.tensors[i].name, i) for i in graph.inputs)
     sig_out = graph.signature_outputs or tuple((graph.tensors[i].name, i) for i in graph.outputs)
 
@@ -45,7 +48,11 @@ def inspect_tflite(path: Path) -> Inspection:
         return TensorSpec(name, t.shape, t.dtype)
 
     weights = Counter(t.dtype for t in graph.tensors if t.constant)
-    meta = metadata.read(buf)
+    layouts = {}
+    for t in (meta or {}).get("inputs") or []:
+        if isinstance(t, dict) and t.get("layout"):
+            src = t.get("source_layout")
+            layouts[str(t.get("name"))] = f"{t['layout']} (source {src})" if src and src != t["layout"] else str(t["layout"])
     return Inspection(
         path=path,
         kind="LiteRT / TensorFlow Lite (.tflite)",
@@ -60,5 +67,12 @@ def inspect_tflite(path: Path) -> Inspection:
             "io_quantization": {n: graph.tensors[i].quantization for n, i in (*sig_in, *sig_out)},
             "metadata_keys": sorted(graph.metadata),
             "edgepack_metadata": meta,
+            **({"layout": _layout_text(layouts)} if layouts else {}),
         },
     )
+
+
+def _layout_text(layouts: dict[str, str]) -> str:
+    """'nhwc (source nchw)' when every input agrees, else 'a: nhwc, b: nchw'."""
+    kinds = set(layouts.values())
+    return kinds.pop() if len(kinds) == 1 else ", ".join(f"{k}: {v}" for k, v in layouts.items())
