@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import shutil
-import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -25,6 +24,7 @@ from .calibration import CalibrationSet, load_calibration
 from .errors import ConfigError, ConversionError, EdgepackError, InputError, InternalError
 from .formats.base import FormatJob, format_for_file, formats, get_format
 from .outdir import StagedOutput
+from .workdirs import work_folder
 from .profiles import DEFAULT_TOLERANCES, TargetProfile, default_profile, resolve_profile
 from .progress import Progress, Silent
 from .report.writers import write_reports
@@ -46,12 +46,15 @@ def build(
     allow_pickle: bool = False,
     android_assets: str | Path | None = None,
     android_target: str | None = None,
+    force: bool = False,
 ) -> BuildReport:
     """Build, validate and report every target. Returns the BuildReport; `report.passed` is
     False when a parity tolerance or budget failed (every file is still written).
 
     `android_assets`: also write one target's artifacts (`android_target`, default the first),
-    its manifest and golden vectors into that folder, for the Android demo app."""
+    its manifest and golden vectors into that folder, for the Android demo app.
+    `force`: replace an --out (or --android-assets) folder that edgepack did not write; its content
+    is moved aside to OUT.kept-<time>, never deleted (warnings say what moved where)."""
     progress = progress or Silent()
     started = time.perf_counter()
     started_at = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
@@ -65,8 +68,8 @@ def build(
     if android_target is not None and android_target not in [p.name for p in profiles]:
         raise ConfigError(f"--android-target {android_target!r} is not one of this build's targets: {', '.join(p.name for p in profiles)}")
     _check_folders(Path(out), Path(android_assets) if android_assets is not None else None)
-    staged = StagedOutput(Path(out))  # checks --out before any slow work
-    with staged as staging, tempfile.TemporaryDirectory(prefix="edgepack-work-") as work:
+    staged = StagedOutput(Path(out), force=force)  # checks --out before any slow work
+    with staged as staging, work_folder() as work:
         progress.step(f"loading {model}")
         source = load_source(str(model), allow_pickle=allow_pickle)
         progress.step(f"reading calibration data {calibration}")
@@ -91,14 +94,15 @@ def build(
         progress.step("writing reports")
         write_reports(report, calib, staging)
         if android_assets is None:
-            staged.commit()
+            for message in staged.commit():  # files of the old output that were kept, and where
+                progress.warn(message)
         else:
-            assets = StagedOutput(Path(android_assets), marker="manifest.json", option="--android-assets")
+            assets = StagedOutput(Path(android_assets), option="--android-assets", force=force)
             with assets as assets_staging:
                 progress.step(f"writing Android assets to {android_assets}")
                 export_android_assets(report, calib, source, profiles, staging, assets_staging, android_target)
-                staged.commit()
-                assets.commit()
+                for message in staged.commit() + assets.commit():
+                    progress.warn(message)
     return report
 
 

@@ -10,6 +10,7 @@ import click
 
 from . import __version__
 from .errors import EdgepackError, ExitCode
+from .workdirs import Terminated, catch_sigterm, restore_sigterm
 
 _state = {"debug": False}
 
@@ -54,7 +55,8 @@ def cli(debug: bool) -> None:
     """Package a trained model for phones and edge boxes: convert, quantise, check parity, time it.
 
     Exit codes: 0 ok, 1 parity or budget failed, 2 usage or config error, 3 bad input,
-    4 conversion failed or unsupported op, 5 missing dependency, 70 internal error.
+    4 conversion failed or unsupported op, 5 missing dependency, 70 internal error,
+    130 interrupted (Ctrl-C, SIGINT), 143 terminated (SIGTERM); both remove their partial output.
     """
     _state["debug"] = _state["debug"] or debug
 
@@ -68,7 +70,8 @@ def cli(debug: bool) -> None:
 @click.option("--quiet", "-q", is_flag=True, help="No progress lines; only the summary.")
 @click.option("--android-assets", help="Also write one target's artifacts, manifest and golden vectors here (e.g. android_demo/app/src/main/assets/edgepack).")
 @click.option("--android-target", help="The target whose artifacts go to --android-assets (default: the first --target).")
-def build(model, calibration, targets, out, allow_pickle, quiet, android_assets, android_target):
+@click.option("--force", is_flag=True, help="Replace an --out folder that edgepack did not write (its content is moved aside to OUT.kept-TIME, not deleted).")
+def build(model, calibration, targets, out, allow_pickle, quiet, android_assets, android_target, force):
     """Build, validate and report MODEL (.pt2, .onnx, .keras, or package.module:function) for each --target."""
     from .api import build as run_build
     from .report.summary import COLUMNS, failures, row
@@ -82,6 +85,7 @@ def build(model, calibration, targets, out, allow_pickle, quiet, android_assets,
         allow_pickle=allow_pickle,
         android_assets=android_assets,
         android_target=android_target,
+        force=force,
     )
     click.echo(_table(COLUMNS, [row(r) for r in report.results]))
     click.echo(f"\nLatency is measured on this machine (host runtimes, or the Core ML emulator), never on the device. Reports: {out}/report.html, report.md, report.json; manifest: {out}/manifest.json")
@@ -165,6 +169,7 @@ def main(argv: list[str] | None = None) -> int:
     # TensorFlow (pulled in by coremltools) logs INFO lines to stderr from C++ unless told not to.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     _state["debug"] = os.environ.get("EDGEPACK_DEBUG") == "1" or "--debug" in (argv if argv is not None else sys.argv[1:])
+    previous_sigterm = catch_sigterm()  # SIGTERM unwinds like Ctrl-C: staging and work folders are removed
     try:
         cli.main(args=argv, prog_name="edgepack", standalone_mode=False)
         return ExitCode.OK
@@ -186,12 +191,17 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
         return 130
+    except Terminated:
+        click.echo("terminated", err=True)
+        return 143
     except Exception as exc:  # a bug: say so, and how to see it
         if _state["debug"]:
             traceback.print_exc()
         first = str(exc).splitlines()[0] if str(exc) else ""
         click.echo(f"edgepack: internal error: {type(exc).__name__}: {first} (rerun with --debug for the traceback, and please report it)", err=True)
         return ExitCode.INTERNAL
+    finally:
+        restore_sigterm(previous_sigterm)
 
 
 def run() -> None:

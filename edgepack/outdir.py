@@ -46,7 +46,7 @@ def translate_os_error(exc: OSError, folder: Path, what: str, only_if_inside: bo
     else:
         return None
     if only_if_inside:
-        name = exc.filename
+        name = exc.filename2 or exc.filename  # a failed copy names its source first, then its destination
         if name is None:  # a failed write() names no file: blame this folder only if its disk is full
             with contextlib.suppress(OSError):
                 if exc.errno in _FULL and shutil.disk_usage(folder).free < (1 << 20):
