@@ -315,6 +315,19 @@ def make_check_artifact_truncated(tmp: Path) -> Case:
     return Case(["check", str(cut), "-m", str(tmp / "relu.onnx"), "-c", str(x_calib(tmp)), "-q"], 3, expect_text="cut.ort", keep=[cut])
 
 
+def make_check_artifact_is_a_folder(tmp: Path) -> Case:
+    """A folder named like a .tflite artifact."""
+    d = tmp / "model.tflite"
+    d.mkdir()
+    return Case(["check", str(d), "-m", str(relu_model(tmp / "relu.onnx")), "-c", str(x_calib(tmp)), "-q"], 3, expect_text="model.tflite")
+
+
+def make_check_tflite_random_bytes(tmp: Path) -> Case:
+    p = tmp / "noise.tflite"
+    p.write_bytes(np.random.default_rng(3).integers(0, 256, 300, dtype=np.uint8).tobytes())
+    return Case(["check", str(p), "-m", str(relu_model(tmp / "relu.onnx")), "-c", str(x_calib(tmp)), "-q"], 3, expect_text="noise.tflite", keep=[p])
+
+
 # Cases that build or import torch for several seconds and repeat what a fast case covers: slow tier.
 # (make_artifact_only_nonfinite_fp16 runs in the fast tier as test_artifact_nonfinite_report.)
 for _slow in (make_source_gives_nan, make_source_exp_overflow, make_entry_point_exits_on_import, make_artifact_only_nonfinite_fp16):

@@ -22,7 +22,8 @@ Issue #8's campaign, bullet by bullet, and the generator that covers it (owner):
 - profile name = "report.json"; threads = 2**63-1; latency.runs = 1e11; threads = 10000 ... hostile_inputs (H3)
 - data-dependent output shape (NonMaxSuppression) ... make_nms_data_dependent_shape (H8)
 - check with an artifact of another model ..... make_check_artifact_of_other_input, make_check_artifact_of_other_outputs,
-  make_check_artifact_with_fewer_outputs, make_check_artifact_truncated (H8)
+  make_check_artifact_with_fewer_outputs, make_check_artifact_truncated, make_check_artifact_is_a_folder,
+  make_check_tflite_random_bytes (H8)
 - entry point that calls sys.exit() ............. make_entry_point_calls_sys_exit, make_entry_point_exits_on_import (H8)
 - 2.3 MB .npz holding 4 GiB of zeros ............ hostile_inputs (H3)
 - SIGTERM / SIGKILL leftovers, exit 130/143 ...... tests/test_outdir.py (H2: needs signals, not a Case)

@@ -226,7 +226,10 @@ class LiteRt(Runtime):
         from ..formats.tflite import metadata
         from ..formats.tflite.flatbuf import read_graph
 
-        buf = Path(path).read_bytes()
+        try:
+            buf = Path(path).read_bytes()
+        except OSError as exc:  # a folder, unreadable, gone
+            raise ConversionError(f"{path}: cannot read the artifact ({exc.strerror or type(exc).__name__})") from exc
         try:
             graph = read_graph(buf)
         except ValueError as exc:

@@ -68,6 +68,8 @@ class OnnxRuntime(Runtime):
         so.intra_op_num_threads = threads
         so.inter_op_num_threads = 1
         so.log_severity_level = 3
+        if Path(path).is_dir():
+            raise ConversionError(f"{path}: is a folder, not an .ort file")
         try:
             sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
         except Exception as exc:
