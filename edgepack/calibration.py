@@ -8,6 +8,12 @@ A calibration path is one of:
 A folder may also hold labels.txt (class names, one a line) and targets.npy (the class id of
 each sample, in sample order; for folders of files, sorted by file name). preprocess.toml beside
 .npz data is metadata for the manifest: it says how apps make the tensor from a picture.
+
+Nothing is trusted: every array header is read before any data (calibration_files.py) and the
+decompressed total is bounded (`max_bytes`, the profiles' validation.max_calibration_mb); images are
+bounded from their header; only regular files are read; hidden files are skipped.
+precheck_calibration does all of that before the model loads; check_labels compares labels.txt and
+targets.npy with the model's class-score output.
 """
 from __future__ import annotations
 

@@ -11,7 +11,6 @@ import errno
 import os
 import stat
 import zipfile
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -163,8 +162,10 @@ def _read_header(fp, where: str, allow_pickle: bool, file: Path, member: str) ->
             shape, _fortran, dtype = npf.read_array_header_2_0(fp)
         else:
             raise ValueError(f".npy format version {version[0]}.{version[1]}, which edgepack does not read")
-    except (ValueError, EOFError, SyntaxError, TypeError) as exc:
-        raise InputError(f"{where}: not a valid .npy array header ({first_line(exc)}); {_fix()}") from None
+    except OSError:
+        raise
+    except Exception as exc:  # numpy parses the header with ast/tokenize: ValueError, SyntaxError, TokenError, ...
+        raise InputError(f"{where}: not a valid .npy array header ({type(exc).__name__}: {first_line(exc)}); {_fix()}") from None
     head = ArrayHeader(file, member, tuple(int(d) for d in shape), dtype)
     if dtype.hasobject:
         if not allow_pickle:
@@ -233,7 +234,7 @@ def read_headers(path: Path, allow_pickle: bool = False) -> list[ArrayHeader]:
         if isinstance(exc, PermissionError) or exc.errno is not None:
             raise os_problem(path, exc) from None
         raise InputError(f"{path}: not a readable .npz ({first_line(exc)}); {_fix()}") from None
-    except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError, ValueError) as exc:
+    except Exception as exc:  # zipfile on a corrupt archive: BadZipFile, zlib.error, EOFError, struct.error, NotImplementedError ...
         raise InputError(f"{path}: not a readable .npz ({first_line(exc)}); {_fix()}") from None
     return heads
 
@@ -281,8 +282,8 @@ def read_arrays(path: Path, heads: list[ArrayHeader], allow_pickle: bool = False
         if exc.errno is not None:
             raise os_problem(path, exc) from None
         raise InputError(f"{path}: cannot read ({first_line(exc)}); {_fix()}") from None
-    except (zipfile.BadZipFile, zlib.error, EOFError, ValueError, NotImplementedError, RuntimeError) as exc:
-        raise InputError(f"{path}: cannot read ({first_line(exc)}); {_fix()}") from None
+    except Exception as exc:  # a corrupt stream (BadZipFile: bad CRC, zlib.error, EOFError) or, with --allow-pickle, a bad pickle
+        raise InputError(f"{path}: cannot read ({type(exc).__name__}: {first_line(exc)}); {_fix()}") from None
     for h, arr in arrays:
         if not h.dtype.hasobject and (tuple(arr.shape) != h.shape or arr.dtype != h.dtype):
             raise InputError(f"{h.where()}: read {tuple(arr.shape)} {arr.dtype}, but its header claimed {h.describe()}; {_fix()}")
