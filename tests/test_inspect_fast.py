@@ -41,6 +41,7 @@ max_samples = 30
 ALL_PROFILE = ORT_PROFILE.replace('name = "inspect-ort"', 'name = "inspect-all"') + """
 [formats.tflite]
 precisions = ["fp32", "int8"]
+layout = "nhwc"
 [formats.coreml]
 precisions = ["fp16", "int8_weights"]
 deployment_target = "iOS17"
