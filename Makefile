@@ -5,7 +5,16 @@ BIN := $(VENV)/bin
 # /opt/wheels holds the CPU build of torch on this project's machines; elsewhere pip uses PyPI.
 PIP_FLAGS := -c constraints.txt $(if $(wildcard /opt/wheels),--find-links /opt/wheels)
 
-.PHONY: install demo test test-slow test-all bench clean
+# System packages for the Android core's JVM tests (tests/android/test_java_core.py). `make test`
+# installs them when they are missing and it runs as root on a Debian-like system (apt-get);
+# otherwise it prints the sudo line and goes on, and those tests are skipped with that reason
+# (CI sets EDGEPACK_REQUIRE_JVM=1, which turns the skip into a failure).
+JVM_PKGS := default-jdk-headless junit4 libandroid-json-java
+JVM_FILES ?= /usr/share/java/junit4.jar /usr/share/java/hamcrest-core.jar /usr/share/java/com.android.json.jar
+USER_ID ?= $(shell id -u)
+APT_GET ?= apt-get
+
+.PHONY: install system-deps demo test test-slow test-all bench clean
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -15,23 +24,41 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 
 install: $(VENV)/.installed
 
+system-deps:
+	@missing=""; \
+	for t in javac java; do command -v $$t >/dev/null 2>&1 || missing="$$missing $$t"; done; \
+	for f in $(JVM_FILES); do [ -f $$f ] || missing="$$missing $$f"; done; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if ! command -v $(APT_GET) >/dev/null 2>&1; then \
+		echo "edgepack: missing$$missing; no apt-get here, so the Android core's JVM tests will be skipped (install a JDK 17+, JUnit 4 and Android's org.json to run them)"; \
+	elif [ "$(USER_ID)" = 0 ]; then \
+		echo "edgepack: installing the JVM test packages ($(JVM_PKGS)); missing:$$missing"; \
+		{ $(APT_GET) update -qq && DEBIAN_FRONTEND=noninteractive $(APT_GET) install -y -qq --no-install-recommends $(JVM_PKGS); } \
+			|| echo "edgepack: apt-get failed; the Android core's JVM tests will be skipped"; \
+	else \
+		echo "edgepack: the Android core's JVM tests need system packages (missing:$$missing); they are skipped until you run:"; \
+		echo "  sudo apt-get install -y --no-install-recommends $(JVM_PKGS)"; \
+	fi
+
 demo: install
 	$(BIN)/edgepack build examples/digits/digits_cnn.pt2 \
 		--calibration calibration_data/digits \
 		--target android-arm64 --target linux-arm64 --target iphone \
 		--out build/digits
 
-test: install
-	$(BIN)/python -m pytest
+# -rs lists every skipped test with its reason (e.g. the JVM tests without a JDK)
+test: install system-deps
+	$(BIN)/python -m pytest -rs
 
 test-slow: install
-	$(BIN)/python -m pytest -m slow
+	$(BIN)/python -m pytest -rs -m slow
 
-test-all: install
-	$(BIN)/python -m pytest -m "slow or not slow"
+test-all: install system-deps
+	$(BIN)/python -m pytest -rs -m "slow or not slow"
 
 bench: install
 	$(BIN)/python benchmarks/run.py
+	$(BIN)/python benchmarks/inspect_speed.py
 
 clean:
 	rm -rf build .pytest_cache
