@@ -166,19 +166,28 @@ def make_calibration_path_too_long(tmp: Path) -> Case:
     return Case(_build(tmp, tmp / ("x" * 300)), 3, "path too long")
 
 
-def make_calibration_file_unreadable(tmp: Path) -> Case:
-    """A chmod-000 data file. Root reads it anyway, so the generator skips (pytest.skip) as root."""
-    _skip_as_root()
+def unreadable_file(tmp: Path) -> Case:
     d = _folder(tmp)
     (d / "samples.npz").chmod(0)
     return Case(_build(tmp, d), 3, "samples.npz: permission denied")
 
 
-def make_calibration_folder_unreadable(tmp: Path) -> Case:
-    _skip_as_root()
+def unreadable_folder(tmp: Path) -> Case:
     d = _folder(tmp)
     d.chmod(0)
     return Case(_build(tmp, d), 3, "calib: permission denied")
+
+
+def make_calibration_file_unreadable(tmp: Path) -> Case:
+    """A chmod-000 data file. Root reads it anyway, so the generator skips (pytest.skip) as root;
+    tests/test_calibration_hostile.py runs it as root without the DAC capabilities (setpriv)."""
+    _skip_as_root()
+    return unreadable_file(tmp)
+
+
+def make_calibration_folder_unreadable(tmp: Path) -> Case:
+    _skip_as_root()
+    return unreadable_folder(tmp)
 
 
 # --- calibration: images --------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from edgepack.calibration_files import os_problem, read_headers
 from edgepack.errors import ConfigError, ExitCode, InputError
 from edgepack.preprocess import MAX_IMAGE_PIXELS, load_preprocess
 from edgepack.types import TensorSpec
-from hostile_inputs import CALIBRATION_CASES, npy_header, png_header_only, restore_permissions
+from hostile_inputs import CALIBRATION_CASES, npy_header, png_header_only, restore_permissions, unreadable_file, unreadable_folder
 
 IMG = (TensorSpec("image", (1, 3, 16, 16), "float32"),)
 LOGITS = (TensorSpec("logits", (1, 10), "float32"),)
@@ -50,6 +50,28 @@ def test_hostile_calibration_through_the_cli(make, tmp_path):
     assert code in (ExitCode.USAGE, ExitCode.BAD_INPUT)
     assert not (tmp_path / "out").exists()
     assert {p: _digest(p) for p in case.keep} == kept
+
+
+@pytest.mark.parametrize("build_case", [unreadable_file, unreadable_folder], ids=["file", "folder"])
+def test_permission_denied_without_privileges(build_case, tmp_path):
+    """chmod 000 says "permission denied". Root reads such files, so as root the CLI runs in a child
+    without the capabilities that override file permissions (util-linux setpriv)."""
+    import os
+    import shutil
+
+    case = build_case(tmp_path)
+    prefix = []
+    if os.geteuid() == 0:
+        if shutil.which("setpriv") is None:
+            pytest.skip("running as root without setpriv: cannot drop the permission-override capabilities")
+        drop = "-dac_override,-dac_read_search"
+        prefix = ["setpriv", f"--inh-caps={drop}", f"--bounding-set={drop}"]
+    code = "import sys; from edgepack.cli import main; sys.exit(main(sys.argv[1:]))"
+    try:
+        res = subprocess.run([*prefix, sys.executable, "-c", code, *case.argv], capture_output=True, text=True, cwd=ROOT, timeout=300)
+    finally:
+        restore_permissions(tmp_path)
+    assert_one_line_error(case, res.returncode, res.stderr)
 
 
 # --- headers first ---------------------------------------------------------------------------------
