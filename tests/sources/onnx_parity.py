@@ -4,7 +4,8 @@ from __future__ import annotations
 import numpy as np
 
 
-def make_model(nodes, feeds: dict, outputs: list[str], inits: dict | None = None, opset: int = 17):
+def make_model(nodes, feeds: dict, outputs: list[str], inits: dict | None = None, opset: int = 17, out_shapes: dict | None = None):
+    """A model; outputs untyped (onnxruntime infers them), or float32 of `out_shapes` (for onnx.checker)."""
     from onnx import ValueInfoProto, helper, numpy_helper
 
     elem = lambda a: helper.np_dtype_to_tensor_dtype(a.dtype)  # noqa: E731
@@ -12,7 +13,7 @@ def make_model(nodes, feeds: dict, outputs: list[str], inits: dict | None = None
         nodes,
         "g",
         [helper.make_tensor_value_info(k, elem(v), list(v.shape)) for k, v in feeds.items()],
-        [ValueInfoProto(name=o) for o in outputs],
+        [helper.make_tensor_value_info(o, 1, out_shapes[o]) if out_shapes else ValueInfoProto(name=o) for o in outputs],
         [numpy_helper.from_array(np.asarray(v), k) for k, v in (inits or {}).items()],
     )
     return helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)], ir_version=8)
