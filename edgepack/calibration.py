@@ -245,11 +245,13 @@ def _single(path: Path, heads: list[ArrayHeader]) -> list[ArrayHeader]:
     return heads
 
 
-def precheck_calibration(path: str | Path, *, max_bytes: int = DEFAULT_MAX_BYTES, allow_pickle: bool = False) -> None:
+def precheck_calibration(path: str | Path, *, max_bytes: int = DEFAULT_MAX_BYTES, allow_pickle: bool | None = None) -> None:
     """The cheap checks, before any model loads: the path exists and is readable, is a folder or
     .npz/.npy, holds data, every array header and image header is sound and their decompressed
-    total is within `max_bytes`; preprocess.toml and labels.txt are valid. Raises InputError/ConfigError."""
-    _scan(Path(path), max_bytes, allow_pickle)
+    total is within `max_bytes`; preprocess.toml and labels.txt are valid. Raises InputError/ConfigError.
+    Nothing is unpickled here; `allow_pickle=False` refuses pickled arrays already, None leaves
+    them to load_calibration."""
+    _scan(Path(path), max_bytes, True if allow_pickle is None else allow_pickle)
 
 
 def load_calibration(

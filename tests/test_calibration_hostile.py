@@ -311,3 +311,12 @@ def test_precheck_runs_before_the_model_loads(tmp_path, monkeypatch):
     monkeypatch.setattr(edgepack.api, "load_source", no_load)
     with pytest.raises(InputError, match="data.npy: is a named pipe"):
         edgepack.build(files["onnx"], fifo, [files["profile"]], tmp_path / "out")
+
+
+def test_precheck_never_unpickles_and_judges_pickles_only_when_told(tmp_path):
+    f = tmp_path / "obj.npy"
+    np.save(f, np.array([{"a": 1}] * 2, dtype=object), allow_pickle=True)
+    precheck_calibration(f)  # headers only: a pickle is left to load_calibration
+    precheck_calibration(f, allow_pickle=True)
+    with pytest.raises(InputError, match=r"obj.npy: holds pickled objects \(dtype object\)"):
+        precheck_calibration(f, allow_pickle=False)
