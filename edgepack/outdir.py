@@ -32,6 +32,7 @@ RESERVED_NAMES = frozenset({*REPORT_FILES, MARKER, OWNER_FILE})
 
 _FULL = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
 _DENIED = {errno.EACCES, errno.EPERM, errno.EROFS}
+_NAME_MAX = 255  # bytes in one path component, on the usual file systems
 _PREVIOUS = "previous"  # the old output, inside an owned holder folder, while it is disposed of
 
 
@@ -65,7 +66,10 @@ class StagedOutput:
         write (its content is moved aside, never deleted). `marker` is ignored (it used to name a
         file whose mere presence allowed replacing the folder)."""
         out = Path(out).absolute()
-        self.out = out.resolve() if out.is_symlink() else out
+        try:
+            self.out = out.resolve() if out.is_symlink() else out
+        except OSError:  # e.g. a name too long: __enter__ says so
+            self.out = out
         self.option = option
         self.force = force
         self.staging: Path | None = None
@@ -90,6 +94,8 @@ class StagedOutput:
         )
 
     def _error(self, exc: OSError) -> ConfigError:
+        if exc.errno == errno.ENAMETOOLONG:
+            return ConfigError(f"{self.out}: the path of {self.option} is too long for the file system; choose a shorter path")
         err = translate_os_error(exc, self.out, f"the output folder {self.option}")
         return err or ConfigError(
             f"{self.out}: cannot write the output folder ({exc.strerror or exc}); choose a writable {self.option}"
@@ -97,14 +103,20 @@ class StagedOutput:
 
     def __enter__(self) -> Path:
         out = self.out
-        if out.exists() and not out.is_dir():
-            raise ConfigError(f"{out}: {self.option} exists and is a file; choose a folder path")
-        parent = out.parent
-        if parent.is_dir():
-            try:
+        longest = _NAME_MAX - len(".kept-YYYYmmdd-HHMMSS-NN")  # the longest name edgepack makes from out's
+        if len(os.fsencode(out.name)) > longest:
+            raise ConfigError(
+                f"{out}: the folder name of {self.option} is too long ({len(os.fsencode(out.name))} bytes; edgepack "
+                f"adds a suffix to it for staging, so at most {longest}); choose a shorter name"
+            )
+        try:
+            if out.exists() and not out.is_dir():
+                raise ConfigError(f"{out}: {self.option} exists and is a file; choose a folder path")
+            parent = out.parent
+            if parent.is_dir():
                 self.messages += self._recover_stale()
-            except OSError as exc:
-                raise self._error(exc) from None
+        except OSError as exc:
+            raise self._error(exc) from None
         if self._foreign() and not self.force:
             raise self._refuse()
         try:

@@ -411,3 +411,13 @@ def test_sigkill_leftovers_are_removed_by_the_next_run(tmp_path, profile, monkey
     assert _leftovers(tmp_path, ".out.partial-") == [".out.partial-handmade"]
     assert _leftovers(tmp, WORK_PREFIX) == ["edgepack-work-handmade"]
     assert (tmp_path / ".out.partial-handmade" / "keep.txt").read_text() == "x"
+
+
+def test_names_too_long_for_the_staging_suffixes_are_refused_up_front(tmp_path):
+    out = tmp_path / ("o" * 240)  # fits NAME_MAX, but not with ".kept-<time>" added
+    with pytest.raises(ConfigError, match="too long .*240 bytes.*at most 231"):
+        StagedOutput(out).__enter__()
+    deep = tmp_path.joinpath(*(["d" * 200] * 22))  # past PATH_MAX
+    with pytest.raises(ConfigError, match="path of --out is too long"):
+        StagedOutput(deep).__enter__()
+    assert os.listdir(tmp_path) == []
