@@ -1,12 +1,25 @@
 """edgepack: package a trained model for phones and edge boxes, with parity and latency checked.
 
     import edgepack
-    report = edgepack.build("model.pt2", "calibration_data/digits", ["android-arm64"], "build/out")
-    report.passed  # every artifact met its tolerances and budgets
+    report = edgepack.build("model.pt2", "calibration_data/digits", "android-arm64", "build/out")
+    report.passed                     # every artifact met its tolerances and budgets
+    for a in report.artifacts:        # as report.json's "artifacts"
+        print(a.target, a.format, a.precision, a.path, a.size_bytes)
 
-Heavy libraries (torch, onnxruntime, ...) are imported only when a build needs them.
+Heavy libraries (torch, onnxruntime, ...) are imported only when a build needs them: these
+functions have the real signatures of edgepack.api's and import it when called.
 """
 from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .inspect import Inspection
+    from .profiles import TargetProfile
+    from .progress import Progress
+    from .types import ArtifactResult, BuildReport
 
 __version__ = "0.1.0"
 REPORT_SCHEMA_VERSION = "1"
@@ -14,19 +27,98 @@ REPORT_SCHEMA_VERSION = "1"
 __all__ = ["__version__", "build", "check", "inspect"]
 
 
-def build(*args, **kwargs):
+def build(
+    model: str | Path,
+    calibration: str | Path,
+    targets: str | Path | TargetProfile | Sequence[str | Path | TargetProfile],
+    out: str | Path,
+    *,
+    formats: Sequence[str] | None = None,
+    precisions: Sequence[str] | None = None,
+    latency: bool = True,
+    progress: Progress | bool | None = None,
+    allow_pickle: bool = False,
+    android_assets: str | Path | None = None,
+    android_target: str | None = None,
+    force: bool = False,
+) -> BuildReport:
+    """Convert, quantise, check parity and time `model` for each target; write `out` whole.
+
+    model: a .pt2, .onnx or .keras file, or "package.module:function" returning a model.
+    calibration: a folder (images with preprocess.toml, or .npz/.npy files) or one .npz/.npy file;
+        part of it is held out for the parity check.
+    targets: a shipped target name ("android-arm64"; see `edgepack targets`), a profile .toml
+        path, a TargetProfile, or a list of these.
+    out: the output folder; replaced whole on success, untouched on failure.
+    formats, precisions: build only these formats / precisions of the profiles' cells
+        (like `--format` / `--precision`); a name that matches nothing raises ConfigError.
+    latency: False skips timing (like `--no-latency`); latency budgets are then not checked.
+    progress: True prints progress lines on stderr; or an edgepack.progress.Progress object.
+    allow_pickle: allow pickled data in the model or calibration files (only for files you trust).
+    android_assets, android_target: also write one target's artifacts, manifest and golden
+        vectors into that folder, for the Android demo app.
+    force: replace an `out` folder that edgepack did not write (its content is moved aside to
+        OUT.kept-<time>, never deleted).
+
+    Returns a BuildReport: `.passed`, `.artifacts` (ArtifactResult: `.target`, `.format`,
+    `.precision`, `.path`, `.size_bytes`, `.parity`, `.latency`, `.notes`), `.out_dir`.
+    `.passed` is False when a tolerance or budget failed; every file is still written.
+    Raises edgepack.errors.ConfigError, InputError, ConversionError or MissingDependencyError.
+    """
     from .api import build as _build
 
-    return _build(*args, **kwargs)
+    return _build(
+        model,
+        calibration,
+        targets,
+        out,
+        formats=formats,
+        precisions=precisions,
+        latency=latency,
+        progress=progress,
+        allow_pickle=allow_pickle,
+        android_assets=android_assets,
+        android_target=android_target,
+        force=force,
+    )
 
 
-def check(*args, **kwargs):
+def check(
+    artifact: str | Path,
+    model: str | Path,
+    calibration: str | Path,
+    *,
+    target: str | Path | TargetProfile | None = None,
+    precision: str = "fp32",
+    latency: bool = True,
+    progress: Progress | bool | None = None,
+    allow_pickle: bool = False,
+) -> ArtifactResult:
+    """Check an existing .ort, .tflite or .mlpackage `artifact` against its source `model`.
+
+    The artifact runs in its own runtime on the held-out part of `calibration`, with the
+    `target` profile's threads, latency settings and budgets, and the tolerances for
+    `precision` (edgepack's defaults without a target). latency=False checks parity only;
+    progress=True prints progress lines on stderr.
+
+    Returns an ArtifactResult: `.passed`, `.parity`, `.latency`, `.size_bytes`, `.notes`.
+    """
     from .api import check as _check
 
-    return _check(*args, **kwargs)
+    return _check(
+        artifact,
+        model,
+        calibration,
+        target=target,
+        precision=precision,
+        latency=latency,
+        progress=progress,
+        allow_pickle=allow_pickle,
+    )
 
 
-def inspect(path):
+def inspect(path: str | Path) -> Inspection:
+    """Describe a model or artifact file: inputs, outputs, op histogram, size, quantisation."""
     from .inspect import inspect_file
 
     return inspect_file(path)

@@ -98,7 +98,7 @@ def export_android_assets(
     profile = next((p for p in profiles if p.name == target), None)
     if profile is None:
         raise ConfigError(f"--android-target {target!r} is not one of this build's targets: {', '.join(p.name for p in profiles)}")
-    results = [r for r in report.results if r.target == target and get_runtime(r.artifact.runtime).android_library]
+    results = [r for r in report.artifacts if r.target == target and get_runtime(r.artifact.runtime).android_library]
     if not results:
         raise ConfigError(f"target {target!r} has no artifact that an Android app can run; add an ort or tflite format to it")
     _, val_idx = calib.split(profile.validation.split, profile.validation.max_samples, profile.quantization.calibration_samples)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import os
 import shutil
 import time
 from collections.abc import Sequence
@@ -22,11 +23,12 @@ from . import REPORT_SCHEMA_VERSION, __version__
 from .android_assets import export_android_assets
 from .calibration import CalibrationSet, load_calibration
 from .errors import ConfigError, ConversionError, EdgepackError, InputError, InternalError
-from .formats.base import FormatJob, format_for_file, formats, get_format
+from .formats.base import FormatJob, format_for_file, get_format
+from .formats.base import formats as known_formats
 from .outdir import StagedOutput
 from .workdirs import work_folder
 from .profiles import DEFAULT_TOLERANCES, TargetProfile, default_profile, resolve_profile
-from .progress import Progress, Silent
+from .progress import Progress, Silent, StderrProgress
 from .report.writers import write_reports
 from .runtimes.base import get_runtime
 from .files import artifact_sha256, artifact_size
@@ -36,13 +38,19 @@ from .validate.latency import measure_latency
 from .validate.parity import check_parity
 
 
+Target = str | Path | TargetProfile
+
+
 def build(
     model: str | Path,
     calibration: str | Path,
-    targets: Sequence[str | Path | TargetProfile],
+    targets: Target | Sequence[Target],
     out: str | Path,
     *,
-    progress: Progress | None = None,
+    formats: Sequence[str] | None = None,
+    precisions: Sequence[str] | None = None,
+    latency: bool = True,
+    progress: Progress | bool | None = None,
     allow_pickle: bool = False,
     android_assets: str | Path | None = None,
     android_target: str | None = None,
@@ -51,13 +59,18 @@ def build(
     """Build, validate and report every target. Returns the BuildReport; `report.passed` is
     False when a parity tolerance or budget failed (every file is still written).
 
+    `formats`, `precisions`: build only these cells of the profiles (`--format`, `--precision`).
+    `latency=False`: do not time the artifacts (`--no-latency`); latency budgets are then not checked.
+    `progress`: True prints progress lines on stderr; or pass a Progress object.
     `android_assets`: also write one target's artifacts (`android_target`, default the first),
     its manifest and golden vectors into that folder, for the Android demo app.
     `force`: replace an --out (or --android-assets) folder that edgepack did not write; its content
     is moved aside to OUT.kept-<time>, never deleted (warnings say what moved where)."""
-    progress = progress or Silent()
+    progress = _progress(progress)
     started = time.perf_counter()
     started_at = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    if isinstance(targets, (str, Path, TargetProfile)):
+        targets = [targets]
     profiles = [t if isinstance(t, TargetProfile) else resolve_profile(str(t)) for t in targets]
     if not profiles:
         raise ConfigError("no --target given; pick one or more from `edgepack targets`")
@@ -65,9 +78,15 @@ def build(
     if len(set(names)) != len(names):
         dup = next(n for n in names if names.count(n) > 1)
         raise ConfigError(f"two --target profiles are both named {dup!r}; each target needs its own name (the `name` key)")
+    profiles, build_notes = narrow_profiles(profiles, formats, precisions)
+    for n in build_notes:
+        progress.warn(n)
     if android_target is not None and android_target not in [p.name for p in profiles]:
+        if android_target in names:
+            raise ConfigError(f"--android-target {android_target!r} has none of the cells asked for (--format/--precision); pick another or widen them")
         raise ConfigError(f"--android-target {android_target!r} is not one of this build's targets: {', '.join(p.name for p in profiles)}")
     _check_folders(Path(out), Path(android_assets) if android_assets is not None else None)
+    _check_inputs(model, calibration)
     staged = StagedOutput(Path(out), force=force)  # checks --out before any slow work
     with staged as staging, work_folder() as work:
         progress.step(f"loading {model}")
@@ -79,17 +98,19 @@ def build(
         reference = _ReferenceCache(source, calib, progress)
         shared: dict[str, dict] = {}  # per format, across targets
         for profile in profiles:
-            results += _build_target(profile, source, calib, reference, staging, Path(work), progress, shared)
+            results += _build_target(profile, source, calib, reference, staging, Path(work), progress, shared, latency)
+        _add_size_findings(results, progress)
         report = BuildReport(
             schema_version=REPORT_SCHEMA_VERSION,
             edgepack_version=__version__,
             model=source.describe(),
             targets=[p.to_json() for p in profiles],
             calibration=calib.describe(),
-            results=results,
+            artifacts=results,
             out_dir=Path(out),
             started_at=started_at,
             duration_s=round(time.perf_counter() - started, 2),
+            notes=tuple(build_notes),
         )
         progress.step("writing reports")
         write_reports(report, calib, staging)
@@ -103,7 +124,115 @@ def build(
                 export_android_assets(report, calib, source, profiles, staging, assets_staging, android_target)
                 for message in staged.commit() + assets.commit():
                     progress.warn(message)
+    _rebase(results, Path(out))
     return report
+
+
+def _progress(progress: Progress | bool | None) -> Progress:
+    if progress is True:
+        return StderrProgress()
+    return progress or Silent()
+
+
+def _rebase(results: list[ArtifactResult], out: Path) -> None:
+    """After the commit, every artifact path points into the final output folder, not the staging one."""
+    for r in results:
+        r.artifact.path = out / r.file
+        r.artifact.extra_files = [out / f for f in r.extra_files]
+
+
+def narrow_profiles(profiles: list[TargetProfile], formats: Sequence[str] | None, precisions: Sequence[str] | None) -> tuple[list[TargetProfile], list[str]]:
+    """Keep only the profiles' cells (format, precision) that `formats` and `precisions` name (None: all).
+    A name that matches no cell of any profile is a ConfigError listing the choices. Returns the narrowed
+    profiles (a profile left with no cell is dropped) and notes saying what was dropped."""
+    if not formats and not precisions:
+        return profiles, []
+    if isinstance(formats, str):
+        formats = [formats]
+    if isinstance(precisions, str):
+        precisions = [precisions]
+    have = sorted({f.name for p in profiles for f in p.formats})
+    for f in formats or ():
+        if f not in have:
+            raise ConfigError(f"--format {f!r} is in none of this build's targets; choose from: {', '.join(have)}")
+    kept_formats = [f for p in profiles for f in p.formats if not formats or f.name in formats]
+    cells = {pr for f in kept_formats for pr in f.precisions}
+    for pr in precisions or ():
+        if pr not in cells:
+            where = f" for --format {', '.join(formats)}" if formats else ""
+            raise ConfigError(f"--precision {pr!r} is in none of this build's targets{where}; choose from: {', '.join(sorted(cells))}")
+    narrowed, notes = [], []
+    for p in profiles:
+        specs = []
+        for f in p.formats:
+            if formats and f.name not in formats:
+                continue
+            keep = tuple(x for x in f.precisions if not precisions or x in precisions)
+            if keep:
+                specs.append(dataclasses.replace(f, precisions=keep))
+        if specs:
+            narrowed.append(dataclasses.replace(p, formats=tuple(specs)))
+        else:
+            notes.append(f"target {p.name!r} has none of the cells asked for (--format/--precision); it is not built")
+    return narrowed, notes
+
+
+def _check_inputs(model: str | Path, calibration: str | Path) -> None:
+    """The model file and calibration path exist, before any slow loading."""
+    spec = str(model)
+    if ":" not in spec and not Path(spec).exists():
+        raise InputError(f"{spec}: model file not found; check the path")
+    from . import calibration as calibration_module
+
+    precheck = getattr(calibration_module, "precheck_calibration", None)
+    if precheck is not None:
+        precheck(Path(calibration))
+    elif not Path(calibration).exists():
+        raise InputError(f"{calibration}: calibration data not found; give a folder or a .npz/.npy file")
+
+
+def _host_cores() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+def host_threads(profile: TargetProfile) -> int:
+    """The threads this machine runs the target's artifacts on: `TargetProfile.host_threads` where
+    profiles.py has it, else the profile's threads capped at this machine's cores."""
+    own = getattr(profile, "host_threads", None)
+    if own is not None:
+        return int(own)
+    return max(1, min(profile.threads, _host_cores()))
+
+
+def _threads_note(profile: TargetProfile) -> str | None:
+    """"threads: ..." when the profile asks for more threads than this machine has cores (the
+    profile is not changed: the device has those cores)."""
+    own = getattr(profile, "host_threads_note", None)
+    if own is not None:
+        note = own()
+    elif profile.threads > _host_cores():
+        used = host_threads(profile)
+        note = f"profile asks {profile.threads} threads; this host has {_host_cores()} cores, so host runs use {used} threads"
+    else:
+        note = None
+    return f"threads: {note} (the profile keeps {profile.threads}: the device has those cores)" if note else None
+
+
+def _add_size_findings(results: list[ArtifactResult], progress: Progress) -> None:
+    from .report.findings import size_findings
+
+    known = known_formats()
+
+    def reason(fmt: str) -> str | None:
+        return getattr(known.get(fmt), "uncompressed_reason", None)
+
+    for i, note in size_findings(results, reason).items():
+        r = results[i]
+        r.notes = (*r.notes, note)
+        progress.warn(f"[{r.target}] {r.format} {note.split('; ')[0]}; see the report")
 
 
 def _check_folders(out: Path, assets: Path | None) -> None:
@@ -140,19 +269,21 @@ def check(
     *,
     target: str | Path | TargetProfile | None = None,
     precision: str = "fp32",
-    progress: Progress | None = None,
+    latency: bool = True,
+    progress: Progress | bool | None = None,
     allow_pickle: bool = False,
 ) -> ArtifactResult:
     """Check an existing artifact (built by edgepack or not) against its source model: run it in
     its own runtime on the held-out calibration samples, with the target's threads, tolerances
-    for `precision`, latency settings and budgets (edgepack's defaults without a target)."""
-    progress = progress or Silent()
+    for `precision`, latency settings and budgets (edgepack's defaults without a target).
+    `latency=False`: parity only. `progress=True` prints progress lines on stderr."""
+    progress = _progress(progress)
     path = Path(artifact)
     if not path.exists():
         raise InputError(f"{path}: artifact not found; check the path")
     fmt = format_for_file(path)
     if fmt is None:
-        known = ", ".join(sorted(c.suffix for c in formats().values()))
+        known = ", ".join(sorted(c.suffix for c in known_formats().values()))
         raise InputError(f"{path}: not an artifact edgepack can run; it checks: {known}")
     if precision not in fmt.precisions:
         raise ConfigError(f"--precision {precision!r} is not a {fmt.name} precision; choose from: {', '.join(fmt.precisions)}")
@@ -162,6 +293,7 @@ def check(
         profile = target if isinstance(target, TargetProfile) else resolve_profile(str(target))
     if not profile.tolerances.get(precision) and precision not in DEFAULT_TOLERANCES:
         profile = dataclasses.replace(profile, tolerances={**profile.tolerances, precision: dict(fmt.tolerances.get(precision, {}))})
+    _check_inputs(model, calibration)
     progress.step(f"loading {model}")
     source = load_source(str(model), allow_pickle=allow_pickle)
     progress.step(f"reading calibration data {calibration}")
@@ -170,7 +302,7 @@ def check(
     refs = _ReferenceCache(source, calib, progress).outputs(val_idx)
     art = Artifact(path=path, format=fmt.name, precision=precision, runtime=fmt.runtime, route="checked as given")
     try:
-        return _validate(profile, art, source, calib, val_idx, refs, path.parent, progress)
+        return _validate(profile, art, source, calib, val_idx, refs, path.parent, progress, latency)
     except ConversionError as exc:  # the artifact is this command's input: corrupt, or not from this model
         raise InputError(f"{exc}; is {path.name} a valid artifact made from {model}?") from exc
 
@@ -197,7 +329,7 @@ class _ReferenceCache:
         return [self._cache[i] for i in indices]
 
 
-def _build_target(profile, source, calib, reference, staging: Path, work: Path, progress, shared: dict) -> list[ArtifactResult]:
+def _build_target(profile, source, calib, reference, staging: Path, work: Path, progress, shared: dict, latency: bool = True) -> list[ArtifactResult]:
     cal_idx, val_idx = calib.split(profile.validation.split, profile.validation.max_samples, profile.quantization.calibration_samples)
     refs = reference.outputs(val_idx)
     target_dir = staging / profile.name
@@ -223,7 +355,7 @@ def _build_target(profile, source, calib, reference, staging: Path, work: Path, 
         for artifact in fmt.build(job):
             artifact.path = _move(artifact.path, target_dir)
             artifact.extra_files = [_move(p, target_dir) for p in artifact.extra_files]
-            results.append(_validate(profile, artifact, source, calib, val_idx, refs, staging, progress))
+            results.append(_validate(profile, artifact, source, calib, val_idx, refs, staging, progress, latency))
     return results
 
 
@@ -247,14 +379,16 @@ def _move(path: Path, dest_dir: Path) -> Path:
     return dest
 
 
-def _validate(profile, artifact: Artifact, source, calib, val_idx, refs, root: Path, progress) -> ArtifactResult:
+def _validate(profile, artifact: Artifact, source, calib, val_idx, refs, root: Path, progress, time_it: bool = True) -> ArtifactResult:
     """Run the artifact in its runtime on the held-out samples: parity, latency, budgets.
-    Paths in the result are relative to `root`."""
+    Paths in the result are relative to `root`. `time_it=False`: latency is not measured (--no-latency)."""
     label = f"[{profile.name}] {artifact.format} {artifact.precision}"
     runtime = get_runtime(artifact.runtime)
-    session = runtime.open(artifact.path, threads=profile.threads, source_inputs=source.inputs, source_outputs=source.outputs)
+    threads = host_threads(profile)
+    notes = [n for n in (_threads_note(profile),) if n]
+    session = runtime.open(artifact.path, threads=threads, source_inputs=source.inputs, source_outputs=source.outputs)
     outs = []
-    for i in progress.track(val_idx, len(val_idx), f"{label}: parity on {len(val_idx)} held-out samples"):
+    for i in progress.track(val_idx, len(val_idx), f"{label}: parity on held-out samples"):
         try:
             outs.append(session.run(calib.samples[i]))
         except EdgepackError:
@@ -268,16 +402,22 @@ def _validate(profile, artifact: Artifact, source, calib, val_idx, refs, root: P
     except ValueError as exc:
         raise InternalError(f"{artifact.path.name}: {exc}") from exc
     parity = dataclasses.replace(parity, notes=(*parity.notes, *session.notes()))
-    progress.step(f"{label}: timing {profile.latency.runs} runs on {profile.threads} thread(s)")
-    latency = measure_latency(
-        session,
-        calib.samples[val_idx[0]],
-        warmup=profile.latency.warmup,
-        runs=profile.latency.runs,
-        threads=profile.threads,
-        measured_on=runtime.measured_on,
-        runtime=f"{runtime.name} {runtime.version()}",
-    )
+    latency = skipped = None
+    if not time_it:
+        skipped = "--no-latency"
+    elif profile.latency.runs <= 0:
+        skipped = "latency.runs = 0"
+    else:
+        progress.step(f"{label}: timing {profile.latency.runs} runs on {threads} thread(s)")
+        latency = measure_latency(
+            session,
+            calib.samples[val_idx[0]],
+            warmup=profile.latency.warmup,
+            runs=profile.latency.runs,
+            threads=threads,
+            measured_on=runtime.measured_on,
+            runtime=f"{runtime.name} {runtime.version()}",
+        )
     layout = calib.preprocess.layout if calib.preprocess else source.layout
     inputs = tuple(  # an artifact that keeps the source's 4-D inputs keeps their layout too
         dataclasses.replace(b, layout=layout) if b.layout is None and len(b.shape) == 4 else b for b in session.inputs
@@ -289,6 +429,8 @@ def _validate(profile, artifact: Artifact, source, calib, val_idx, refs, root: P
         budget_failures.append(f"size {size / 1e6:.3f} MB > budget {b.max_size_mb:g} MB")
     if b.max_latency_ms is not None and latency is not None and latency.p50_ms > b.max_latency_ms:
         budget_failures.append(f"{latency.measured_on} p50 {latency.p50_ms:.3f} ms > budget {b.max_latency_ms:g} ms")
+    if b.max_latency_ms is not None and latency is None:
+        notes.append(f"latency budget ({b.max_latency_ms:g} ms) not checked: latency not measured ({skipped})")
     versions = {"edgepack": __version__, **artifact.tool_versions, runtime.name: runtime.version()}
     artifact.tool_versions = versions
     return ArtifactResult(
@@ -303,4 +445,6 @@ def _validate(profile, artifact: Artifact, source, calib, val_idx, refs, root: P
         parity=parity,
         latency=latency,
         budget_failures=tuple(budget_failures),
+        notes=tuple(notes),
+        latency_skipped=skipped,
     )

@@ -2,50 +2,43 @@
 from __future__ import annotations
 
 import os
+import re
 import sys
-import time
+import textwrap
 import traceback
 
 import click
 
 from . import __version__
 from .errors import EdgepackError, ExitCode
+from .progress import StderrProgress as CliProgress  # noqa: F401  (the CLI's progress: timed lines on stderr)
 from .workdirs import Terminated, catch_sigterm, restore_sigterm
 
 _state = {"debug": False}
-
-
-class CliProgress:
-    """Steps as timed lines on stderr; long loops as a progress bar when stderr is a terminal."""
-
-    def __init__(self, quiet: bool = False):
-        self.quiet = quiet
-        self.t0 = time.perf_counter()
-        self.tty = sys.stderr.isatty()
-
-    def _line(self, text: str) -> None:
-        if not self.quiet:
-            click.echo(f"[{time.perf_counter() - self.t0:6.1f}s] {text}", err=True)
-
-    def step(self, message: str) -> None:
-        self._line(message)
-
-    def track(self, items, total, label):
-        if self.quiet or not self.tty:
-            self._line(f"{label} ({total})")
-            yield from items
-            return
-        with click.progressbar(items, length=total, label=f"[{time.perf_counter() - self.t0:6.1f}s] {label}", file=sys.stderr) as bar:
-            yield from bar
-
-    def warn(self, message: str) -> None:
-        click.echo(f"warning: {message}", err=True)
+WIDTH = 100  # every table the terminal shows fits this many columns; the reports have the rest
+_DEBUG_HINT = re.compile(r"\s*\((?:rerun with )?--debug[^)]*\)|;?\s*rerun with --debug[^;)]*")
 
 
 def _table(columns, rows) -> str:
     widths = [max(len(str(c)), *(len(str(r[i])) for r in rows)) for i, c in enumerate(columns)]
     fmt = "  ".join(f"{{:<{w}}}" for w in widths)
-    return "\n".join([fmt.format(*columns), fmt.format(*("-" * w for w in widths)), *(fmt.format(*r) for r in rows)])
+    lines = [fmt.format(*columns), fmt.format(*("-" * w for w in widths)), *(fmt.format(*r) for r in rows)]
+    return "\n".join(ln.rstrip() for ln in lines)
+
+
+def _set_debug(ctx, param, value) -> None:
+    if value:
+        _state["debug"] = True
+
+
+def debug_option(f):
+    """`--debug` is accepted after the subcommand too (main() also takes it from anywhere on the line)."""
+    return click.option("--debug", is_flag=True, expose_value=False, is_eager=True, callback=_set_debug, help="Show full tracebacks on errors.")(f)
+
+
+def _error_text(message: str) -> str:
+    """With --debug on, the traceback is already shown: drop any "rerun with --debug" hint."""
+    return _DEBUG_HINT.sub("", message) if _state["debug"] else message
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -70,27 +63,40 @@ def cli(debug: bool) -> None:
 @click.option("--quiet", "-q", is_flag=True, help="No progress lines; only the summary.")
 @click.option("--android-assets", help="Also write one target's artifacts, manifest and golden vectors here (e.g. android_demo/app/src/main/assets/edgepack).")
 @click.option("--android-target", help="The target whose artifacts go to --android-assets (default: the first --target).")
+@click.option("--format", "-f", "formats", multiple=True, metavar="NAME", help="Build only this format of the targets' profiles, e.g. ort (repeatable).")
+@click.option("--precision", "-p", "precisions", multiple=True, metavar="NAME", help="Build only this precision of the targets' profiles, e.g. int8 (repeatable).")
+@click.option("--no-latency", is_flag=True, help="Do not time the artifacts (parity only); latency budgets are then not checked.")
 @click.option("--force", is_flag=True, help="Replace an --out folder that edgepack did not write (its content is moved aside to OUT.kept-TIME, not deleted).")
-def build(model, calibration, targets, out, allow_pickle, quiet, android_assets, android_target, force):
-    """Build, validate and report MODEL (.pt2, .onnx, .keras, or package.module:function) for each --target."""
+@debug_option
+def build(model, calibration, targets, out, allow_pickle, quiet, android_assets, android_target, formats, precisions, no_latency, force):
+    """Build, validate and report MODEL (.pt2, .onnx, .keras, or package.module:function) for each --target.
+
+    --format and --precision narrow the cells the profiles list; they never add one."""
     from .api import build as run_build
-    from .report.summary import COLUMNS, failures, row
+    from .report.summary import TERMINAL_COLUMNS, failures, terminal_row
 
     report = run_build(
         model,
         calibration,
         list(targets),
         out,
+        formats=list(formats) or None,
+        precisions=list(precisions) or None,
+        latency=not no_latency,
         progress=CliProgress(quiet),
         allow_pickle=allow_pickle,
         android_assets=android_assets,
         android_target=android_target,
         force=force,
     )
-    click.echo(_table(COLUMNS, [row(r) for r in report.results]))
-    click.echo(f"\nLatency is measured on this machine (host runtimes, or the Core ML emulator), never on the device. Reports: {out}/report.html, report.md, report.json; manifest: {out}/manifest.json")
+    click.echo(_table(TERMINAL_COLUMNS, [terminal_row(r) for r in report.artifacts]))
+    click.echo("")
+    for line in _footer(report.artifacts):
+        click.echo(line)
+    click.echo(f"Reports (all figures, notes): {out}/")
+    click.echo("  report.html, report.md, report.json; for apps: manifest.json")
     if not report.passed:
-        for r in report.results:
+        for r in report.artifacts:
             for f in failures(r):
                 click.echo(f"FAIL {r.target} {r.artifact.format} {r.artifact.precision}: {f}", err=True)
         sys.exit(ExitCode.GATE_FAILED)
@@ -105,21 +111,25 @@ def build(model, calibration, targets, out, allow_pickle, quiet, android_assets,
 @click.option("--json", "as_json", is_flag=True, help="Print the artifact's report entry as JSON.")
 @click.option("--allow-pickle", is_flag=True, help="Allow loading pickled data (only for files you trust).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress lines.")
-def check(artifact, model, calibration, target, precision, as_json, allow_pickle, quiet):
+@click.option("--no-latency", is_flag=True, help="Do not time the artifact (parity only).")
+@debug_option
+def check(artifact, model, calibration, target, precision, as_json, allow_pickle, quiet, no_latency):
     """Check an existing ARTIFACT (.ort, .tflite, .mlpackage) against its source model: parity and latency."""
     import json
 
     from .api import check as run_check
     from .report.json_report import artifact_json
-    from .report.summary import COLUMNS, failures, row
+    from .report.summary import TERMINAL_COLUMNS, failures, notes, terminal_row
 
     result = run_check(
-        artifact, model, calibration, target=target, precision=precision, progress=CliProgress(quiet), allow_pickle=allow_pickle
+        artifact, model, calibration, target=target, precision=precision, latency=not no_latency, progress=CliProgress(quiet), allow_pickle=allow_pickle
     )
     if as_json:
         click.echo(json.dumps(artifact_json(result), indent=2))
     else:
-        click.echo(_table(COLUMNS, [row(result)]))
+        click.echo(_table(TERMINAL_COLUMNS, [terminal_row(result)]))
+        for n in notes(result):
+            click.echo(f"note: {n}", err=True)
     for f in failures(result):
         click.echo(f"FAIL {result.file} {precision}: {f}", err=True)
     if not result.passed:
@@ -127,21 +137,55 @@ def check(artifact, model, calibration, target, precision, as_json, allow_pickle
 
 
 @cli.command()
-def targets():
-    """List the shipped target profiles."""
-    from .profiles import shipped_dir, shipped_profiles
+@click.option("--json", "as_json", is_flag=True, help="Print every shipped profile as JSON (all settings).")
+@debug_option
+def targets(as_json):
+    """List the shipped target profiles (one line per format; `--json` for every setting)."""
+    import json
 
+    from .profiles import shipped_dir, shipped_profiles
+    from .report.summary import clip
+
+    profiles = shipped_profiles()
+    if as_json:
+        click.echo(json.dumps([p.to_json() for p in profiles], indent=2))
+        return
     rows = []
-    for p in shipped_profiles():
-        fmts = ", ".join(f"{f.name}[{'/'.join(f.precisions)}]" for f in p.formats)
-        rows.append((p.name, fmts, f"{p.threads} thr", p.description))
-    click.echo(_table(("Name", "Formats", "Threads", "Description"), rows))
-    click.echo(f"\n(from {shipped_dir()})")
+    for p in profiles:
+        fmts = [f"{f.name}[{'/'.join(f.precisions)}]" for f in p.formats] or [""]
+        rows.append([p.name, f"{p.threads}", fmts[0], p.description])
+        rows += [["", "", f, ""] for f in fmts[1:]]
+    columns = ("Name", "Threads", "Formats", "Description")
+    used = sum(max(len(c), *(len(r[i]) for r in rows)) + 2 for i, c in enumerate(columns[:3]))
+    for r in rows:
+        r[3] = clip(r[3], max(WIDTH - used, 12))
+    click.echo(_table(columns, rows))
+    click.echo(f"\n(from {shipped_dir()}; `edgepack targets --json` shows every setting)")
+
+
+def _footer(results) -> list[str]:
+    """Short lines under the build table: what the latency column means, and the notes that apply to all."""
+    lines = []
+    if any(r.latency for r in results):
+        emu = any(r.latency and r.latency.measured_on == "emulator" for r in results)
+        where = "in the host runtime" + (" (emu: in edgepack's Core ML emulator)" if emu else "")
+        lines.append(f"p50 ms: timed on this machine {where}, never on the device.")
+    skipped = sorted({r.latency_skipped for r in results if r.latency is None and r.latency_skipped})
+    if skipped:
+        lines.append(f"Latency not measured ({', '.join(skipped)}).")
+    seen = set()
+    for r in results:
+        for n in r.notes:
+            if n.startswith("threads: ") and r.target not in seen:
+                seen.add(r.target)
+                lines += textwrap.wrap(f"Note: {r.target}: {n.removeprefix('threads: ')}", WIDTH, subsequent_indent="  ")
+    return lines
 
 
 @cli.command()
 @click.argument("file")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+@debug_option
 def inspect(file, as_json):
     """Show the inputs, outputs, op histogram, size and quantisation of a model or artifact."""
     import json
@@ -168,7 +212,10 @@ def inspect(file, as_json):
 def main(argv: list[str] | None = None) -> int:
     # TensorFlow (pulled in by coremltools) logs INFO lines to stderr from C++ unless told not to.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    _state["debug"] = os.environ.get("EDGEPACK_DEBUG") == "1" or "--debug" in (argv if argv is not None else sys.argv[1:])
+    args = list(argv if argv is not None else sys.argv[1:])
+    cut = args.index("--") if "--" in args else len(args)  # after "--", "--debug" would be an argument
+    _state["debug"] = os.environ.get("EDGEPACK_DEBUG") == "1" or "--debug" in args[:cut]
+    argv = [a for a in args[:cut] if a != "--debug"] + args[cut:]  # accepted anywhere on the line
     previous_sigterm = catch_sigterm()  # SIGTERM unwinds like Ctrl-C: staging and work folders are removed
     try:
         cli.main(args=argv, prog_name="edgepack", standalone_mode=False)
@@ -186,7 +233,7 @@ def main(argv: list[str] | None = None) -> int:
     except EdgepackError as exc:
         if _state["debug"]:
             traceback.print_exc()
-        click.echo(f"edgepack: error: {exc}", err=True)
+        click.echo(f"edgepack: error: {_error_text(str(exc))}", err=True)
         return exc.exit_code
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
@@ -198,7 +245,8 @@ def main(argv: list[str] | None = None) -> int:
         if _state["debug"]:
             traceback.print_exc()
         first = str(exc).splitlines()[0] if str(exc) else ""
-        click.echo(f"edgepack: internal error: {type(exc).__name__}: {first} (rerun with --debug for the traceback, and please report it)", err=True)
+        hint = "the traceback is above; please report it" if _state["debug"] else "rerun with --debug for the traceback, and please report it"
+        click.echo(f"edgepack: internal error: {type(exc).__name__}: {first} ({hint})", err=True)
         return ExitCode.INTERNAL
     finally:
         restore_sigterm(previous_sigterm)

@@ -71,7 +71,7 @@ class IOBinding:
 class Artifact:
     """A file that a format plug-in wrote, and what it takes to run it."""
 
-    path: Path  # inside the build's work folder
+    path: Path  # in the work folder while building; in the output folder once the build is done
     format: str
     precision: str
     runtime: str  # name of the runtime plug-in that runs it
@@ -147,10 +147,27 @@ class ArtifactResult:
     parity: ParityReport
     latency: LatencyReport | None
     budget_failures: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()  # edgepack's own findings: threads, sizes, skipped checks
+    latency_skipped: str | None = None  # why latency is None, e.g. "--no-latency"
 
     @property
     def passed(self) -> bool:
         return self.parity.passed and not self.budget_failures
+
+    @property
+    def format(self) -> str:
+        """The format's name: ort, tflite, coreml."""
+        return self.artifact.format
+
+    @property
+    def precision(self) -> str:
+        """The precision variant, e.g. fp32, fp16, int8, dynamic_int8, palettize6."""
+        return self.artifact.precision
+
+    @property
+    def path(self) -> Path:
+        """The artifact file (or .mlpackage folder) in the output folder, once the build has finished."""
+        return self.artifact.path
 
 
 @dataclass
@@ -160,14 +177,20 @@ class BuildReport:
     model: dict[str, Any]
     targets: list[dict[str, Any]]
     calibration: dict[str, Any]
-    results: list[ArtifactResult]
+    artifacts: list[ArtifactResult]  # as report.json's "artifacts"
     out_dir: Path
     started_at: str
     duration_s: float
+    notes: tuple[str, ...] = ()  # build-wide findings (also in each artifact's notes where they apply)
 
     @property
     def passed(self) -> bool:
-        return all(r.passed for r in self.results)
+        return all(r.passed for r in self.artifacts)
+
+    @property
+    def results(self) -> list[ArtifactResult]:
+        """Deprecated alias of `artifacts` (the name report.json uses)."""
+        return self.artifacts
 
 
 Sample = dict[str, np.ndarray]

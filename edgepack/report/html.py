@@ -19,11 +19,11 @@ def report_html(report: BuildReport, report_json: dict) -> str:
     e = html.escape
     m = report.model
     rows = []
-    for r in report.results:
+    for r in report.artifacts:
         cells = row(r)
         rows.append("<tr>" + "".join(f"<td class='{e(c)}'>{e(c)}</td>" for c in cells) + "</tr>")
     sections = []
-    for r, j in zip(report.results, report_json["artifacts"], strict=True):
+    for r, j in zip(report.artifacts, report_json["artifacts"], strict=True):
         items = [f"<li class='FAIL'>{e(x)}</li>" for x in failures(r)] + [f"<li>{e(x)}</li>" for x in notes(r)]
         sections.append(
             f"<h3>{e(r.target)} · {e(r.artifact.format)} · {e(r.artifact.precision)} — <code>{e(r.file)}</code></h3>"
@@ -40,6 +40,7 @@ def report_html(report: BuildReport, report_json: dict) -> str:
 {''.join(rows)}
 </table>
 <p>Latency is measured on the build machine in each artifact's own runtime (host, or edgepack's Core ML emulator); it is not a device measurement.</p>
+{''.join(f"<p>{e(n)}</p>" for n in report.notes)}
 {''.join(sections)}
 </body></html>
 """

@@ -38,6 +38,8 @@ def artifact_json(r: ArtifactResult) -> dict[str, Any]:
         "parity": finite_json(r.parity.to_json()),
         "latency": finite_json(r.latency.to_json()) if r.latency else None,
         "budget_failures": list(r.budget_failures),
+        "notes": list(r.notes),
+        "latency_skipped": r.latency_skipped,
         "details": finite_json(a.details),
         "tool_versions": a.tool_versions,
     }
@@ -53,5 +55,6 @@ def report_json(report: BuildReport) -> dict[str, Any]:
         "model": report.model,
         "calibration": report.calibration,
         "targets": report.targets,
-        "artifacts": [artifact_json(r) for r in report.results],
+        "notes": list(report.notes),
+        "artifacts": [artifact_json(r) for r in report.artifacts],
     }

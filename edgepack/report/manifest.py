@@ -31,6 +31,6 @@ def manifest_json(report: BuildReport, calib: CalibrationSet) -> dict[str, Any]:
                 "parity_passed": r.parity.passed,
                 "accuracy": r.parity.accuracy,
             }
-            for r in report.results
+            for r in report.artifacts
         ],
     }

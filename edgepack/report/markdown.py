@@ -16,9 +16,10 @@ def report_markdown(report: BuildReport) -> str:
         "| " + " | ".join(COLUMNS) + " |",
         "|" + "---|" * len(COLUMNS),
     ]
-    lines += ["| " + " | ".join(row(r)) + " |" for r in report.results]
+    lines += ["| " + " | ".join(row(r)) + " |" for r in report.artifacts]
     lines += ["", "Latency is measured on the build machine in each artifact's own runtime (`host`, or edgepack's Core ML `emulator`); it is not a device measurement.", ""]
-    for r in report.results:
+    lines += [f"- {x}" for x in report.notes] + ([""] if report.notes else [])
+    for r in report.artifacts:
         f, n = failures(r), notes(r)
         if f or n:
             lines.append(f"**{r.target} · {r.artifact.format} · {r.artifact.precision}** (`{r.file}`)")

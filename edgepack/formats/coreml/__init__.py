@@ -27,6 +27,12 @@ _SUMMARY = {
 }
 
 
+def _weights_bytes(package: Path) -> int:
+    """The weight blobs' size: what compression shrinks (the report compares it across variants)."""
+    weights = package / "Data" / "com.apple.CoreML" / "weights"
+    return sum(f.stat().st_size for f in weights.rglob("*") if f.is_file())
+
+
 @register_format
 class CoreML(Format):
     name = "coreml"
@@ -35,6 +41,9 @@ class CoreML(Format):
     runtime = "coreml_emulator"
     extra = "coreml"
     precisions = tuple(_SUMMARY)
+    # why a compressed variant can come out no smaller (the report's size note; OpLinearQuantizerConfig/
+    # OpPalettizerConfig default weight_threshold)
+    uncompressed_reason = "coremltools compresses only weights with more than 2048 elements (weight_threshold); this model's are smaller"
     options = {
         "deployment_target": Option(str, "iOS17", "minimum iOS deployment target", ("iOS16", "iOS17", "iOS18")),
         "compute_precision": Option(str, "fp16", "compute precision of the compressed variants", ("fp16", "fp32")),
@@ -69,6 +78,10 @@ class CoreML(Format):
         from ..._coremltools import coremltools
         from .metadata import annotate
 
+        import sys
+
+        if "coremltools" not in sys.modules:
+            job.progress.step("coreml: importing coremltools (it loads torch and TensorFlow: ~10 s)")
         ct = coremltools()
         opts = job.options
         target = opts["deployment_target"]
@@ -116,6 +129,6 @@ class CoreML(Format):
                 precision=precision,
                 runtime=self.runtime,
                 route=route,
-                details={"deployment_target": target, "compute_precision": compute},
+                details={"deployment_target": target, "compute_precision": compute, "weights_bytes": _weights_bytes(out)},
                 tool_versions=versions,
             )
