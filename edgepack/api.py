@@ -88,6 +88,8 @@ def build(
     _check_folders(Path(out), Path(android_assets) if android_assets is not None else None)
     _check_inputs(model, calibration)
     staged = StagedOutput(Path(out), force=force)  # checks --out before any slow work
+    if android_assets is not None:  # a folder edgepack did not write is refused now, not after the build
+        StagedOutput(Path(android_assets), option="--android-assets", force=force).check()
     with staged as staging, work_folder() as work:
         progress.step(f"loading {model}")
         source = load_source(str(model), allow_pickle=allow_pickle)

@@ -101,7 +101,8 @@ class StagedOutput:
             f"{self.out}: cannot write the output folder ({exc.strerror or exc}); choose a writable {self.option}"
         )
 
-    def __enter__(self) -> Path:
+    def check(self) -> None:
+        """Refuse now, before any slow work, a folder that __enter__ would refuse."""
         out = self.out
         longest = _NAME_MAX - len(".kept-YYYYmmdd-HHMMSS-NN")  # the longest name edgepack makes from out's
         if len(os.fsencode(out.name)) > longest:
@@ -112,13 +113,23 @@ class StagedOutput:
         try:
             if out.exists() and not out.is_dir():
                 raise ConfigError(f"{out}: {self.option} exists and is a file; choose a folder path")
-            parent = out.parent
-            if parent.is_dir():
-                self.messages += self._recover_stale()
         except OSError as exc:
             raise self._error(exc) from None
         if self._foreign() and not self.force:
             raise self._refuse()
+
+    def __enter__(self) -> Path:
+        out = self.out
+        self.check()
+        parent = out.parent
+        try:
+            if parent.is_dir():
+                restored = self._recover_stale()
+                self.messages += restored
+                if restored:
+                    self.check()  # an output put back by the recovery is checked like any other
+        except OSError as exc:
+            raise self._error(exc) from None
         try:
             missing = []
             p = parent

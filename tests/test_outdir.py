@@ -421,3 +421,13 @@ def test_names_too_long_for_the_staging_suffixes_are_refused_up_front(tmp_path):
     with pytest.raises(ConfigError, match="path of --out is too long"):
         StagedOutput(deep).__enter__()
     assert os.listdir(tmp_path) == []
+
+
+def test_foreign_android_assets_folder_is_refused_before_building(tmp_path, profile):
+    assets = tmp_path / "assets"
+    assets.mkdir()
+    (assets / "manifest.json").write_text('{"app": "mine"}')  # the old marker, by mere presence: not enough
+    code, _, err = run_cli("build", str(DIGITS_PT2), "-c", str(DIGITS_DATA), "-t", profile, "-o", str(tmp_path / "out"), "--android-assets", str(assets))
+    _one_line_error(code, err, 2, str(assets), "--android-assets is a non-empty folder that edgepack did not write", "--force")
+    assert "loading" not in err  # refused before any slow work
+    assert (assets / "manifest.json").read_text() == '{"app": "mine"}' and not (tmp_path / "out").exists()
