@@ -20,7 +20,6 @@ from .errors import ConfigError
 SHIPPED_DIR_NAME = "targets"
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")  # used with fullmatch: "$" would accept a trailing newline
 # Files edgepack writes into --out beside the target folders (a target folder must not take their name).
-RESERVED_NAMES = ("report.json", "report.md", "report.html", "manifest.json", ".edgepack-output.json")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 # Documented maximums (README, "Target profiles").
@@ -290,7 +289,9 @@ def load_profile(path: Path) -> TargetProfile:
             f"{path}: 'name' is {name!r}; it names the target's output folder, so use 1 to 100 letters, digits, '.', '_' and '-', "
             "starting with a letter or digit"
         )
-    if name.casefold() in RESERVED_NAMES:
+    from .outdir import RESERVED_NAMES  # the files edgepack itself writes in --out
+
+    if name.casefold() in {n.casefold() for n in RESERVED_NAMES}:
         raise ConfigError(f"{path}: 'name' is {name!r}, a file edgepack writes in --out beside the target folders; choose another name")
     threads = _positive(path, "threads", top.get("threads", int, 1), most=MAX_THREADS)
 
