@@ -1,4 +1,4 @@
-"""torch.export -> run_decompositions -> ct.convert(mlprogram), with explicit I/O types.
+"""torch.export -> run_decompositions (+ recurrent layers) -> ct.convert(mlprogram), with explicit I/O types.
 
 Every source offers the program: PyTorch natively, ONNX and Keras through edgepack's
 ONNX->PyTorch bridge (edgepack/sources/onnx_torch), so nothing here depends on the source kind.
@@ -53,6 +53,17 @@ def _failed_op(msg: str, ep) -> str | None:
     return None
 
 
+def _decompositions() -> dict:
+    """Decompositions on top of run_decompositions' defaults: PyTorch's recurrent layers (aten.gru,
+    aten.lstm, aten.rnn_*), which coremltools' torch.export frontend cannot take as one node
+    ("Unsupported fx node gru"), become matmuls and element-wise ops."""
+    import torch
+    from torch._decomp import get_decompositions
+
+    aten = torch.ops.aten
+    return get_decompositions([aten.gru.input, aten.lstm.input, aten.rnn_tanh.input, aten.rnn_relu.input])
+
+
 def convert(source, *, precision: str, target: str, io_dtype: str, image: Preprocess | None, labels: list[str] | None) -> Any:
     from ...sources.onnx_torch.export import program_input_shapes
 
@@ -82,7 +93,7 @@ def convert(source, *, precision: str, target: str, io_dtype: str, image: Prepro
         outputs = None  # a classifier names its own outputs (label and probabilities)
     prog = ep
     try:
-        prog = ep.run_decompositions({})
+        prog = ep.run_decompositions(_decompositions())
         with no_progress_bars():
             return ct.convert(
                 prog,
