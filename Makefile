@@ -14,7 +14,7 @@ JVM_FILES ?= /usr/share/java/junit4.jar /usr/share/java/hamcrest-core.jar /usr/s
 USER_ID ?= $(shell id -u)
 APT_GET ?= apt-get
 
-.PHONY: install system-deps demo test test-slow test-all bench clean
+.PHONY: install system-deps demo test test-slow test-all test-extras bench clean
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -55,6 +55,10 @@ test-slow: install
 
 test-all: install system-deps
 	$(BIN)/python -m pytest -rs -m "slow or not slow"
+
+# every extra alone in a fresh venv (tests/test_extras.py; `make test-slow` runs only [onnx])
+test-extras: install
+	EDGEPACK_ALL_EXTRAS=1 $(BIN)/python -m pytest -rs -s -m slow tests/test_extras.py
 
 bench: install
 	$(BIN)/python benchmarks/run.py
