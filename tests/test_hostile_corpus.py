@@ -9,28 +9,43 @@ no edgepack work or staging folder left behind. A module that has not landed yet
 A generator marked `slow = True` (function attribute) runs in the slow tier only.
 
 Issue #8's campaign, bullet by bullet, and the generator that covers it (owner):
-- code execution through .pt2 pickles, pre-2.8 top-level layout .......... hostile_pt2 (H1)
-- code execution, a model name with a slash (data/weights/sub/model.pt) ... hostile_pt2 (H1)
+- code execution through .pt2 pickles, pre-2.8 top-level layout .......... make_pt2_legacy_toplevel (H1)
+- code execution, a model name with a slash (data/weights/sub/model.pt) ... make_pt2_slash_model_name (H1)
+- every other torch.export.load layout and payload place ... make_pt2_pickled_sample_inputs, make_pt2_legacy_weights_file,
+  make_pt2_legacy_constants_file, make_pt2_use_pickle_weight, make_pt2_use_pickle_constant, make_pt2_custom_obj,
+  make_pt2_opaque_obj, make_pt2_aotinductor, make_pt2_sympy_expression, make_pt2_guards_code, make_pt2_callable_target,
+  make_pt2_name_injection (H1)
 - --out folder holding a report.json (data loss) ........................ make_out_holds_user_report_json (H8; fix H2)
 - file appearing in --out during a build; rebuild deleting user files ... tests/test_outdir.py (H2: needs a hook mid-build)
 - NaN/Inf outputs: source ........ make_source_gives_inf, make_source_gives_nan, make_source_exp_overflow (H8)
 - NaN/Inf outputs: artifact only (fp16) ..... make_artifact_only_nonfinite_fp16 + test_artifact_nonfinite_report (H8)
-- .npz members without .npy names; 160 TiB headers; 15000x15000 PNG; non-UTF-8 labels.txt ... hostile_inputs (H3)
-- unreadable files (PermissionError) ...... make_onnx_unreadable (skipped as root), make_onnx_is_a_folder (H8); calibration: hostile_inputs (H3)
+- .npz members without .npy names ... make_npz_member_without_npy_name, make_npz_member_nested_text (H3)
+- .npy/.npz headers that claim 160 TiB ... make_npy_header_claims_160_tib, make_npz_header_claims_160_tib (H3)
+- a 15000x15000 PNG ... make_png_15000x15000, make_png_10000x10000, make_png_corrupt (H3)
+- a labels.txt that is not UTF-8 ... make_labels_not_utf8 (H3)
+- unreadable files (PermissionError) ...... make_onnx_unreadable (skipped as root), make_onnx_is_a_folder (H8);
+  make_calibration_file_unreadable, make_calibration_folder_unreadable (H3)
 - disk full (ENOSPC) ...................... make_out_on_full_disk (H8; fix H2)
-- paths or names too long (ENAMETOOLONG) .. make_out_name_too_long, make_out_path_too_long (H8); calibration paths: hostile_inputs (H3)
-- profile name = "report.json"; threads = 2**63-1; latency.runs = 1e11; threads = 10000 ... hostile_inputs (H3)
+- paths or names too long (ENAMETOOLONG) .. make_out_name_too_long, make_out_path_too_long (H8); make_calibration_path_too_long,
+  make_profile_name_too_long (H3)
+- profile name = "report.json" ... make_profile_name_report_json, make_profile_name_manifest_json_upper, make_profile_name_hidden (H3)
+- threads = 2**63-1; latency.runs = 1e11; threads = 10000 ... make_profile_threads_2_pow_63, make_profile_latency_runs_1e11,
+  make_profile_threads_10000, make_profile_warmup_huge, make_profile_max_samples_huge (H3)
 - data-dependent output shape (NonMaxSuppression) ... make_nms_data_dependent_shape (H8)
 - check with an artifact of another model ..... make_check_artifact_of_other_input, make_check_artifact_of_other_outputs,
   make_check_artifact_with_fewer_outputs, make_check_artifact_truncated, make_check_artifact_is_a_folder,
   make_check_tflite_random_bytes (H8)
 - entry point that calls sys.exit() ............. make_entry_point_calls_sys_exit, make_entry_point_exits_on_import (H8)
-- 2.3 MB .npz holding 4 GiB of zeros ............ hostile_inputs (H3)
+- 2.3 MB .npz holding 4 GiB of zeros ............ make_npz_zeros_bomb (H3)
 - SIGTERM / SIGKILL leftovers, exit 130/143 ...... tests/test_outdir.py (H2: needs signals, not a Case)
-- labels count vs classes; negative class ids; std = [-1.0]; int4_block_size = 0; name = "nl\\n" ... hostile_inputs (H3)
-- torch logger traceback on a malformed .pt2 zip ... hostile_pt2 (H1)
+- labels count vs classes ... make_labels_3_for_10_classes, make_labels_25_for_10_classes (H3)
+- negative class ids ... make_targets_negative, make_targets_out_of_range (H3)
+- std = [-1.0] ... make_preprocess_std_negative, make_preprocess_std_zero (H3)
+- int4_block_size = 0 ... make_coreml_int4_block_size_zero, make_coreml_int4_block_size_divides_nothing (H3)
+- name = "nl\\n" ... make_profile_name_trailing_newline (H3)
+- torch logger traceback on a malformed .pt2 zip ... hostile_pt2 (H1; test_fuzz.py mutates .pt2 members)
 - permission errors reported as "not a zip file" / "re-export it" ... make_onnx_unreadable (H8); .pt2: hostile_pt2 (H1)
-- /etc/shadow through a symlink reported as pickles ... hostile_pt2 / hostile_inputs (H1, H3)
+- /etc/shadow through a symlink reported as pickles ... make_npy_symlink_to_etc_shadow, make_npy_symlink_to_dev_zero (H3)
 - custom-domain op exits 3, not 4 ................ make_custom_domain_op (H8)
 - corrupt / truncated / zip / empty .onnx ........ make_onnx_truncated, make_onnx_random_bytes, make_onnx_is_a_zip,
   make_onnx_empty, make_onnx_graph_without_outputs, make_inspect_truncated_onnx (H8)
