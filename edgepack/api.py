@@ -86,7 +86,7 @@ def build(
             raise ConfigError(f"--android-target {android_target!r} has none of the cells asked for (--format/--precision); pick another or widen them")
         raise ConfigError(f"--android-target {android_target!r} is not one of this build's targets: {', '.join(p.name for p in profiles)}")
     _check_folders(Path(out), Path(android_assets) if android_assets is not None else None)
-    _check_inputs(model, calibration)
+    _check_inputs(model, calibration, allow_pickle, min(p.validation.max_calibration_bytes for p in profiles))
     staged = StagedOutput(Path(out), force=force)  # checks --out before any slow work
     if android_assets is not None:  # a folder edgepack did not write is refused now, not after the build
         StagedOutput(Path(android_assets), option="--android-assets", force=force).check()
@@ -179,8 +179,8 @@ def narrow_profiles(profiles: list[TargetProfile], formats: Sequence[str] | None
     return narrowed, notes
 
 
-def _check_inputs(model: str | Path, calibration: str | Path) -> None:
-    """The model file and calibration path exist, before any slow loading."""
+def _check_inputs(model: str | Path, calibration: str | Path, allow_pickle: bool, max_bytes: int) -> None:
+    """The model file exists and the calibration data passes its cheap checks, before any slow loading."""
     spec = str(model)
     if ":" not in spec and not Path(spec).exists():
         raise InputError(f"{spec}: model file not found; check the path")
@@ -188,7 +188,7 @@ def _check_inputs(model: str | Path, calibration: str | Path) -> None:
 
     precheck = getattr(calibration_module, "precheck_calibration", None)
     if precheck is not None:
-        precheck(Path(calibration))
+        precheck(Path(calibration), max_bytes=max_bytes, allow_pickle=allow_pickle)
     elif not Path(calibration).exists():
         raise InputError(f"{calibration}: calibration data not found; give a folder or a .npz/.npy file")
 
@@ -295,7 +295,7 @@ def check(
         profile = target if isinstance(target, TargetProfile) else resolve_profile(str(target))
     if not profile.tolerances.get(precision) and precision not in DEFAULT_TOLERANCES:
         profile = dataclasses.replace(profile, tolerances={**profile.tolerances, precision: dict(fmt.tolerances.get(precision, {}))})
-    _check_inputs(model, calibration)
+    _check_inputs(model, calibration, allow_pickle, profile.validation.max_calibration_bytes)
     progress.step(f"loading {model}")
     source = load_source(str(model), allow_pickle=allow_pickle)
     progress.step(f"reading calibration data {calibration}")

@@ -16,7 +16,13 @@ from .workdirs import Terminated, catch_sigterm, restore_sigterm
 
 _state = {"debug": False}
 WIDTH = 100  # every table the terminal shows fits this many columns; the reports have the rest
-_DEBUG_HINT = re.compile(r"\s*\((?:rerun with )?--debug[^)]*\)|;?\s*rerun with --debug[^;)]*")
+# With --debug on, hints to rerun with it are dropped (the traceback is already on screen).
+_DEBUG_HINTS = (
+    (re.compile(r"\(rerun with --debug for the traceback, and please report it\)"), "(the traceback is above; please report it)"),
+    (re.compile(r"\s*\(--debug shows where\)"), ""),
+    (re.compile(r"\b([Rr])erun with --debug, or report it"), lambda m: ("R" if m[1] == "R" else "r") + "eport it"),
+    (re.compile(r"[;,.]?\s*\(?[Rr]erun with --debug[^;)]*\)?"), ""),
+)
 
 
 def _table(columns, rows) -> str:
@@ -38,7 +44,10 @@ def debug_option(f):
 
 def _error_text(message: str) -> str:
     """With --debug on, the traceback is already shown: drop any "rerun with --debug" hint."""
-    return _DEBUG_HINT.sub("", message) if _state["debug"] else message
+    if _state["debug"]:
+        for pattern, repl in _DEBUG_HINTS:
+            message = pattern.sub(repl, message)
+    return message
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -245,8 +254,7 @@ def main(argv: list[str] | None = None) -> int:
         if _state["debug"]:
             traceback.print_exc()
         first = str(exc).splitlines()[0] if str(exc) else ""
-        hint = "the traceback is above; please report it" if _state["debug"] else "rerun with --debug for the traceback, and please report it"
-        click.echo(f"edgepack: internal error: {type(exc).__name__}: {first} ({hint})", err=True)
+        click.echo(_error_text(f"edgepack: internal error: {type(exc).__name__}: {first} (rerun with --debug for the traceback, and please report it)"), err=True)
         return ExitCode.INTERNAL
     finally:
         restore_sigterm(previous_sigterm)

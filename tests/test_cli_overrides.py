@@ -48,6 +48,9 @@ def test_format_narrows_the_profile(tiny_cnn_files, tmp_path):
     assert cells == {("fast", "ort", "fp32"), ("fast", "ort", "int8")}
     assert list(report["targets"][0]["formats"]) == ["ort"]  # the report says what was built
     assert sorted(p.name for p in (out / "fast").glob("*.*[et]")) == ["tiny.fp32.ort", "tiny.int8.ort"]  # no .tflite
+    code, _, err, out = _build(tiny_cnn_files, tmp_path, "-t", prof, "--precision", "int8", "-q")
+    assert code == 0, err
+    assert _cells(out)[0] == {("fast", "ort", "int8")}  # tflite lists no int8: not built
 
 
 def test_precision_narrows_each_target_and_drops_an_empty_one(tiny_cnn_files, tmp_path):
@@ -116,6 +119,25 @@ def test_debug_drops_the_rerun_hint(tiny_cnn_files, tmp_path, monkeypatch):
     assert err.splitlines()[-1] == "edgepack: error: ep.py:raises: the entry point raised RuntimeError: boom in user code; fix it, then rerun"
 
 
+@pytest.mark.parametrize("message, shown", [
+    ("x.py:f: the entry point raised E: boom; fix it, then rerun (--debug shows where)", "x.py:f: the entry point raised E: boom; fix it, then rerun"),
+    ("ort int8: crashed; the other cells are unaffected. Rerun with --debug, or report it with the model",
+     "ort int8: crashed; the other cells are unaffected. Report it with the model"),
+    ("m.onnx: broken; rerun with --debug to see why", "m.onnx: broken"),
+])
+def test_debug_hints_are_dropped_under_debug(monkeypatch, tmp_path, message, shown):
+    from edgepack.errors import ConversionError
+
+    def fails(*args, **kwargs):
+        raise ConversionError(message)
+
+    monkeypatch.setattr(edgepack.api, "build", fails)
+    argv = ["build", "m.onnx", "-c", "c", "-t", "fast", "-o", str(tmp_path / "o")]
+    assert run_cli(*argv)[2].splitlines()[-1] == f"edgepack: error: {message}"
+    code, _, err = run_cli(*argv, "--debug")
+    assert code == 4 and err.splitlines()[-1] == f"edgepack: error: {shown}"
+
+
 def test_internal_error_hint_follows_debug(tmp_path, monkeypatch):
     def bug(*args, **kwargs):
         raise RuntimeError("a bug")
@@ -131,7 +153,7 @@ def test_internal_error_hint_follows_debug(tmp_path, monkeypatch):
 
 def test_unknown_target_through_the_cli(tiny_cnn_files, tmp_path):
     code, _, err, out = _build(tiny_cnn_files, tmp_path, "-t", "andriod-arm64")
-    _one_line_error(code, err, 2, "unknown target 'andriod-arm64'", "android-arm64")
+    _one_line_error(code, err, 2, "unknown target 'andriod-arm64'; did you mean 'android-arm64'?")
     assert not out.exists()
 
 
