@@ -11,6 +11,8 @@ functions have the real signatures of edgepack.api's and import it when called.
 """
 from __future__ import annotations
 
+import sys as _sys
+import types as _types
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -122,3 +124,18 @@ def inspect(path: str | Path) -> Inspection:
     from .inspect import inspect_file
 
     return inspect_file(path)
+
+
+class _Package(_types.ModuleType):
+    """Importing the submodule edgepack.inspect sets the attribute `inspect` of this package to that
+    module, which would hide the function above (its second call failed: 'module' object is not
+    callable). The submodule stays reachable as sys.modules["edgepack.inspect"] and by `from
+    edgepack.inspect import ...`; `edgepack.inspect` stays the function."""
+
+    def __setattr__(self, name: str, value) -> None:
+        if name == "inspect" and isinstance(value, _types.ModuleType):
+            return
+        super().__setattr__(name, value)
+
+
+_sys.modules[__name__].__class__ = _Package

@@ -171,3 +171,13 @@ def test_coreml_variant_of_small_weights_came_out_uncompressed(tmp_path):
     (note,) = [n for n in int8.notes if n.startswith("size: ")]
     assert note.startswith("size: int8_weights came out uncompressed (")
     assert note.endswith("; coremltools compresses only weights with more than 2048 elements (weight_threshold); this model's are smaller")
+
+
+def test_inspect_function_survives_its_submodule():
+    from conftest import DIGITS_ONNX
+    from edgepack.inspect import inspect_file  # importing the submodule must not replace edgepack.inspect
+
+    first, second = edgepack.inspect(DIGITS_ONNX), edgepack.inspect(DIGITS_ONNX)
+    assert first.to_json() == second.to_json() == inspect_file(DIGITS_ONNX).to_json()
+    assert [t.name for t in second.inputs] == ["image"]
+    assert "edgepack.inspect" in sys.modules and callable(edgepack.inspect)
