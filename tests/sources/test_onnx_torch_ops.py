@@ -256,3 +256,19 @@ def test_unsupported_attribute_is_a_conversion_error_naming_node_and_bridge():
     node = N("GRU", ["x", "W", "R", "B"], ["y"], hidden_size=5, clip=2.0, name="gru_1")
     with pytest.raises(ConversionError, match=r"t\.onnx: ONNX GRU node 'gru_1': the clip attribute is not supported by edgepack's ONNX->PyTorch bridge"):
         to_torch(make_model([node], feeds, ["y"], inits, opset=14), {"x": (3, 1, 4)}, {"x": "float32"}, where="t.onnx")
+
+
+@pytest.mark.parametrize(
+    "attrs",
+    [
+        {"strides": [2, 2], "pads": [1, 0, 0, 1], "output_padding": [1, 1]},  # asymmetric pads, output_padding past the end pad
+        {"strides": [2, 2], "auto_pad": "SAME_UPPER"},
+        {"strides": [2, 3], "auto_pad": "SAME_LOWER", "dilations": [2, 1]},
+        {"strides": [2, 2], "output_shape": [13, 12]},
+    ],
+    ids=["asym_outpad", "same_upper", "same_lower_dil", "output_shape"],
+)
+def test_conv_transpose_padding_forms(attrs):
+    feeds = {"x": _x(1, 4, 6, 5)}
+    node = N("ConvTranspose", ["x", "w", "b"], ["y"], **attrs)
+    assert_parity(make_model([node], feeds, ["y"], {"w": _x(4, 3, 3, 3) * 0.3, "b": _x(3)}, opset=13), feeds, atol=1e-4)

@@ -266,21 +266,39 @@ def _conv(c: Ctx):
 
 @op("ConvTranspose")
 def _conv_transpose(c: Ctx):
-    F = _F()
+    """An unpadded transposed convolution, then a crop (pads) or zero rows (output_padding beyond the
+    end pad): litert-torch cannot legalise a padded one, and this takes every pads/auto_pad/output_shape."""
+    F, torch = _F(), _torch()
+    x, w = c.t(0), c.t(1)
     spatial = len(c.shape(1)) - 2
-    if c.a("auto_pad", "NOTSET") != "NOTSET" or c.a("output_shape") is not None:
-        c.fail("auto_pad/output_shape")
-    pads = list(c.a("pads", [0] * 2 * spatial))
-    if pads[:spatial] != pads[spatial:]:
-        c.fail("asymmetric pads")
+    in_shape = c.shape(0)[2:]
+    kernel = list(c.a("kernel_shape", c.shape(1)[2:]))
+    strides = list(c.a("strides", [1] * spatial))
+    dil = list(c.a("dilations", [1] * spatial))
+    out_pad = list(c.a("output_padding", [0] * spatial))
+    full = [strides[i] * (in_shape[i] - 1) + (kernel[i] - 1) * dil[i] + 1 for i in range(spatial)]
+    auto = c.a("auto_pad", "NOTSET")
+    if c.a("output_shape") is not None or auto in ("SAME_UPPER", "SAME_LOWER"):
+        want = list(c.a("output_shape"))[-spatial:] if c.a("output_shape") is not None else [in_shape[i] * strides[i] for i in range(spatial)]
+        total = [full[i] + out_pad[i] - want[i] for i in range(spatial)]
+        lower = auto == "SAME_LOWER"
+        half = [int(t / 2) for t in total]  # C++ division (toward zero), as onnxruntime: a negative total pads at the end
+        begin = [t - h if lower else h for t, h in zip(total, half)]
+        pads = begin + [t - b for t, b in zip(total, begin)]
+    else:
+        pads = list(c.a("pads", [0] * 2 * spatial)) if auto != "VALID" else [0] * 2 * spatial
     fn = {1: F.conv_transpose1d, 2: F.conv_transpose2d, 3: F.conv_transpose3d}.get(spatial) or c.fail(f"{spatial}-D transposed convolution")
-    return [
-        fn(
-            c.t(0), c.t(1), c.t(2) if c.has(2) else None,
-            list(c.a("strides", [1] * spatial)), pads[:spatial],
-            list(c.a("output_padding", [0] * spatial)), c.a("group", 1), list(c.a("dilations", [1] * spatial)),
-        )
-    ]  # fmt: skip
+    bias = c.t(2) if c.has(2) else None
+    y = fn(x, w, None, strides, 0, 0, c.a("group", 1), dil)
+    for i in range(spatial):
+        begin, end = pads[i], pads[i + spatial] - out_pad[i]  # < 0: zero rows outside the full output
+        axis = 2 + i
+        y = y.narrow(axis, max(begin, 0), full[i] - max(begin, 0) - max(end, 0))
+        if begin < 0 or end < 0:
+            y = F.pad(y, [0, 0] * (spatial - 1 - i) + [max(-begin, 0), max(-end, 0)])
+    if bias is not None:
+        y = y + bias.reshape(1, -1, *([1] * spatial))
+    return [y]
 
 
 @op("MaxPool", "AveragePool")
