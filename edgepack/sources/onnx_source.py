@@ -138,15 +138,41 @@ class OnnxSource(Source):
                 raise InputError(f"{self.path}: onnxruntime cannot load this model ({str(exc).splitlines()[0]})") from exc
         return self._session.run([o.name for o in self.outputs], {t.name: feeds[t.name] for t in self.inputs})
 
-    def to_onnx(self, dest: Path) -> str:
-        """A self-contained copy: weights kept in an external .data file are pulled inline."""
+    def _shapes_fixed(self) -> None:
+        self.__dict__.pop("_programs", None)
         onnx = require("onnx", "onnx", "Reading ONNX models")
-        model = onnx.load(str(self.path))  # resolves external data beside the source file
+        fixed = self._fixed_model(onnx.load(str(self.path), load_external_data=False))
+        try:
+            inferred = onnx.shape_inference.infer_shapes(fixed)
+            outs = onnx_value_specs(inferred.graph.output)
+            if len(outs) == len(self.outputs):
+                self.outputs = outs
+        except Exception:  # output specs stay as declared; the runtimes report the real shapes
+            pass
+
+    def _fixed_model(self, model):
+        """`model` with its inputs' dims set to this source's static shapes (in place)."""
+        for v in model.graph.input:
+            shape = self.static_shapes.get(v.name)
+            if shape is None:
+                continue
+            dims = v.type.tensor_type.shape.dim
+            for d, size in zip(dims, shape):
+                d.Clear()
+                d.dim_value = int(size)
+        return model
+
+    def to_onnx(self, dest: Path) -> str:
+        """A self-contained copy: weights kept in an external .data file are pulled inline. Inputs
+        fixed by with_static_shapes() are static in the copy."""
+        onnx = require("onnx", "onnx", "Reading ONNX models")
+        model = self._fixed_model(onnx.load(str(self.path)))  # resolves external data beside the source file
         if model.ByteSize() < 2**31 - 1:
             onnx.save(model, str(dest))
         else:  # protobuf's 2 GB limit: keep the weights external, next to the copy
             onnx.save(model, str(dest), save_as_external_data=True, location=dest.name + ".data")
-        return "source ONNX"
+        fixed = ", ".join(f"{k}={'x'.join(map(str, v))}" for k, v in self.static_shapes.items())
+        return f"source ONNX (static inputs {fixed})" if fixed else "source ONNX"
 
     def exported_program(self, shapes: dict[str, tuple[int, ...]] | None = None) -> Any:
         """The model as a torch.export ExportedProgram, through edgepack's ONNX->PyTorch bridge
@@ -159,7 +185,8 @@ class OnnxSource(Source):
         `shapes`, because every format asks."""
         from .onnx_torch import export_program
 
-        key = tuple(sorted((k, tuple(v)) for k, v in (shapes or {}).items()))
+        shapes = {**self.static_shapes, **(shapes or {})}
+        key = tuple(sorted((k, tuple(v)) for k, v in shapes.items()))
         cache = self.__dict__.setdefault("_programs", {})
         if key not in cache:
             try:
