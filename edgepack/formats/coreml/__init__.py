@@ -27,6 +27,24 @@ _SUMMARY = {
 }
 
 
+def _check_int4_block_size(program, block: int) -> None:
+    """coremltools blocks int4 weights along the input channels (axis 1 of a conv/linear weight) and
+    silently skips a weight whose input channels the block size does not divide, and weights of at
+    most 2048 elements. Refuse a block size that is not positive, or that would skip every weight."""
+    from ...errors import ConfigError
+
+    if block <= 0:
+        raise ConfigError(f"int4_block_size = {block} in [formats.coreml]: it must be a positive number of input channels per block (e.g. 32)")
+    weights = [(n, tuple(t.shape)) for n, t in program.state_dict.items() if t.ndim >= 2 and t.numel() > 2048]
+    if weights and not any(shape[1] % block == 0 for _, shape in weights):
+        name, shape = max(weights, key=lambda w: w[1][1])
+        raise ConfigError(
+            f"int4_block_size = {block} in [formats.coreml] divides the input channels of none of the model's weights "
+            f"(e.g. '{name}' {shape} has {shape[1]}), so int4_weights would compress nothing; use a divisor such as "
+            f"{next((b for b in (32, 16, 8, 4, 2, 1) if shape[1] % b == 0))}"
+        )
+
+
 def _weights_bytes(package: Path) -> int:
     """The weight blobs' size: what compression shrinks (the report compares it across variants)."""
     weights = package / "Data" / "com.apple.CoreML" / "weights"
@@ -59,7 +77,7 @@ class CoreML(Format):
         from .convert import image_scale_bias, unsupported_source
 
         try:
-            source.exported_program()
+            program = source.exported_program()
         except ConversionError:
             raise unsupported_source(source) from None
         if "int4_weights" in precisions and options["deployment_target"] != "iOS18":
@@ -67,6 +85,8 @@ class CoreML(Format):
                 f"int4_weights (int4 per block) needs deployment_target = \"iOS18\" in [formats.coreml], not "
                 f"{options['deployment_target']!r}; raise the target or use int8_weights / palettize4"
             )
+        if "int4_weights" in precisions:
+            _check_int4_block_size(program, options["int4_block_size"])
         if options["image_input"]:
             if preprocess is None:
                 raise ConfigError("image_input = true in [formats.coreml] needs a preprocess.toml in the calibration folder (scale, mean, std)")
@@ -88,21 +108,25 @@ class CoreML(Format):
         image = job.preprocess if opts["image_input"] else None
         labels = job.labels if opts["classifier"] else None
         versions = {"coremltools": ct.__version__}
-        bases: dict[str, tuple[object, Path]] = {}
+        # Converted once per build for each way of converting; every cell after the first reuses it.
+        bases: dict[tuple, tuple[object, Path]] = job.shared.setdefault("bases", {})
 
         def base(compute: str):
-            if compute not in bases:
+            key = (compute, target, opts["io_dtype"], image, tuple(labels or ()))
+            if key not in bases:
                 job.progress.step(f"coreml: converting ({compute}, {target})")
                 m = convert(job.source, precision=compute, target=target, io_dtype=opts["io_dtype"], image=image, labels=labels)
                 pkg = job.workdir / f"_base.{compute}.mlpackage"
                 m.save(str(pkg))
-                bases[compute] = (m, pkg)
-            return bases[compute]
+                bases[key] = (m, pkg)
+            return bases[key]
 
         for precision in job.precisions:
             compute = precision if precision in ("fp32", "fp16") else opts["compute_precision"]
             mlmodel, pkg = base(compute)
             job.progress.step(f"coreml {precision}: {_SUMMARY[precision]}")
+            if precision not in ("fp32", "fp16"):
+                job.enter("quantise")
             detail = ""
             if precision == "int8_weights":
                 mlmodel = compress.int8_weights(mlmodel)
