@@ -46,19 +46,19 @@ demo: install
 		--target android-arm64 --target linux-arm64 --target iphone \
 		--out build/digits
 
-# -rs lists every skipped test with its reason (e.g. the JVM tests without a JDK)
+# -rfEs lists failures, errors and every skipped test with its reason (e.g. the JVM tests without a JDK)
 test: install system-deps
-	$(BIN)/python -m pytest -rs
+	$(BIN)/python -m pytest -rfEs
 
 test-slow: install
-	$(BIN)/python -m pytest -rs -m slow
+	$(BIN)/python -m pytest -rfEs -m slow
 
 test-all: install system-deps
-	$(BIN)/python -m pytest -rs -m "slow or not slow"
+	$(BIN)/python -m pytest -rfEs -m "slow or not slow"
 
 # every extra alone in a fresh venv (tests/test_extras.py; `make test-slow` runs only [onnx])
 test-extras: install
-	EDGEPACK_ALL_EXTRAS=1 $(BIN)/python -m pytest -rs -s -m slow tests/test_extras.py
+	EDGEPACK_ALL_EXTRAS=1 $(BIN)/python -m pytest -rfEs -s -m slow tests/test_extras.py
 
 bench: install
 	$(BIN)/python benchmarks/run.py
