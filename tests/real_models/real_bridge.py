@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import re
 import sys
 import tempfile
 import time
@@ -141,7 +142,7 @@ def _coreml(ep, feeds, want, src, shapes) -> dict:
         with tempfile.TemporaryDirectory() as tmp:
             pkg = Path(tmp) / "m.mlpackage"
             model.save(str(pkg))
-            outs, _ = run_mlpackage(pkg, feeds)
+            outs, _ = run_mlpackage(pkg, {re.sub(r"\W", "_", k): v for k, v in feeds.items()})  # Core ML's names
         got = list(outs.values())  # in output order (Core ML renames 'a.b' to 'a_b')
         return _compare(want, got)
     except Exception as exc:

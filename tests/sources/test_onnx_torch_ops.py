@@ -272,3 +272,12 @@ def test_conv_transpose_padding_forms(attrs):
     feeds = {"x": _x(1, 4, 6, 5)}
     node = N("ConvTranspose", ["x", "w", "b"], ["y"], **attrs)
     assert_parity(make_model([node], feeds, ["y"], {"w": _x(4, 3, 3, 3) * 0.3, "b": _x(3)}, opset=13), feeds, atol=1e-4)
+
+
+@pytest.mark.parametrize("ceil_mode", [0, 1])
+@pytest.mark.parametrize("count_include_pad", [0, 1])
+def test_average_pool_asymmetric_pads(count_include_pad, ceil_mode):
+    """GoogLeNet-style pooling: asymmetric pads, excluded from (or counted in) the average."""
+    feeds = {"x": _x(1, 3, 7, 8)}
+    node = N("AveragePool", ["x"], ["y"], kernel_shape=[3, 3], strides=[2, 2], pads=[0, 0, 1, 1], count_include_pad=count_include_pad, ceil_mode=ceil_mode)
+    assert_parity(make_model([node], feeds, ["y"], opset=13), feeds)

@@ -323,9 +323,12 @@ def _pool(c: Ctx):
     fn = {1: F.avg_pool1d, 2: F.avg_pool2d, 3: F.avg_pool3d}[spatial]
     include = bool(c.a("count_include_pad", 0))
     if pads[:spatial] != pads[spatial:] or any(p > k // 2 for p, k in zip(pads, kernel * 2)):
-        if not include and any(pads):
-            c.fail("asymmetric pads that are excluded from the average")
-        return [fn(_explicit_pad(x, pads), kernel, strides, 0, ceil_mode=ceil)]
+        y = fn(_explicit_pad(x, pads), kernel, strides, 0, ceil_mode=ceil)
+        if not include and any(pads):  # the same pooling of a ones mask counts the real elements per window
+            ones = _torch().ones((1, 1, *c.shape(0)[2:]), dtype=_torch().float32)
+            share = c.aux("share", lambda: fn(_explicit_pad(ones, pads), kernel, strides, 0, ceil_mode=ceil).numpy())
+            y = y / share.to(y.dtype)
+        return [y]
     return [fn(x, kernel, strides, pads[:spatial], ceil_mode=ceil, count_include_pad=include)]
 
 
