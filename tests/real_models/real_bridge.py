@@ -34,7 +34,8 @@ MODELS = {
 def randomized_light(path: Path, dest: Path) -> Path:
     """The onnx wheel's light_* zoo nets fill every weight with one constant (ConstantOfShape), which
     makes any parity trivially exact; this copy gets seeded random weights of the same shapes
-    (He-scaled for >= 2-D, uniform in [0.5, 1.5] for 1-D, so BatchNorm variances stay positive)."""
+    (He-scaled for >= 2-D, uniform in [0.5, 1.5] for 1-D, so BatchNorm variances stay positive).
+    A final Softmax becomes Identity: random weights saturate it to one-hot, which hides errors."""
     import onnx
     from onnx import helper, numpy_helper
 
@@ -50,6 +51,8 @@ def randomized_light(path: Path, dest: Path) -> Path:
             else:
                 value = rng.uniform(0.5, 1.5, shape)
             n = helper.make_node("Constant", [], list(n.output), value=numpy_helper.from_array(value.astype(np.float32)))
+        if n.op_type == "Softmax" and n.output[0] in {o.name for o in model.graph.output}:
+            n = helper.make_node("Identity", list(n.input), list(n.output))
         nodes.append(n)
     del model.graph.node[:]
     model.graph.node.extend(nodes)

@@ -281,3 +281,15 @@ def test_average_pool_asymmetric_pads(count_include_pad, ceil_mode):
     feeds = {"x": _x(1, 3, 7, 8)}
     node = N("AveragePool", ["x"], ["y"], kernel_shape=[3, 3], strides=[2, 2], pads=[0, 0, 1, 1], count_include_pad=count_include_pad, ceil_mode=ceil_mode)
     assert_parity(make_model([node], feeds, ["y"], opset=13), feeds)
+
+
+def test_model_local_functions_are_inlined():
+    from onnx import TensorProto
+
+    fn = helper.make_function("my.fns", "Swish", ["a"], ["b"], [N("Sigmoid", ["a"], ["s"]), N("Mul", ["a", "s"], ["b"])],
+                              [helper.make_opsetid("", 17)])  # fmt: skip
+    g = helper.make_graph([N("Swish", ["x"], ["y"], domain="my.fns")], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 3])])  # fmt: skip
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("my.fns", 1)], functions=[fn], ir_version=8)
+    feeds = {"x": _x(2, 3)}
+    assert_parity(m, feeds)

@@ -57,6 +57,10 @@ def to_torch(model_or_path, input_shapes: dict[str, tuple[int, ...]], input_dtyp
     else:
         model = model_or_path
         where = where or "the ONNX model"
+    if len(model.functions):  # model-local functions (torch.onnx's, e.g.) become their nodes
+        from onnx import inliner
+
+        model = inliner.inline_local_functions(model)
     check_ops(model, where)
     return _build_module(model, input_shapes, input_dtypes, where)
 
