@@ -59,8 +59,11 @@ def build_files(work: Path) -> list[Path]:
     prof = work / "p.toml"
     prof.write_text(PROFILE, encoding="utf-8")
     out = work / "out"
-    cmd = [sys.executable, "-m", "edgepack.cli", "build", "examples/digits/digits_cnn.pt2", "-c", "calibration_data/digits", "-t", str(prof), "-o", str(out)]
-    subprocess.run(cmd, cwd=ROOT, check=True, capture_output=True, text=True)
+    cli = "import sys; from edgepack.cli import main; sys.exit(main(sys.argv[1:]))"
+    cmd = [sys.executable, "-c", cli, "build", "examples/digits/digits_cnn.pt2", "-c", "calibration_data/digits", "-t", str(prof), "-o", str(out)]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+    if proc.returncode != 0:
+        sys.exit(f"building the digits example failed (exit {proc.returncode}): {proc.stderr.strip().splitlines()[-1:]}")
     report = json.loads((out / "report.json").read_text())
     files = [out / a["file"] for a in report["artifacts"]]
     keras_file = work / "tiny.keras"
