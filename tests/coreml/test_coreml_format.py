@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import edgepack
-from edgepack.errors import ConfigError, ConversionError
+from edgepack.errors import ConfigError
 from edgepack.inspect import inspect_file
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -128,9 +128,12 @@ def test_int4_needs_ios18(tmp_path):
     assert r.parity.outputs[0].min_cosine >= 0.98
 
 
-def test_onnx_source_is_refused_with_what_is_supported(tmp_path):
-    with pytest.raises(ConversionError, match=r"unsupported source for Core ML.*\.pt2.*entry point"):
-        edgepack.build(str(DIGITS_ONNX), DIGITS_DATA, [_profile(tmp_path, ["fp32"])], tmp_path / "o")
+def test_onnx_source_reaches_core_ml_through_the_bridge(tmp_path):
+    rep = edgepack.build(str(DIGITS_ONNX), DIGITS_DATA, [_profile(tmp_path, ["fp32"])], tmp_path / "o")
+    (r,) = rep.artifacts
+    assert rep.passed and r.artifact.format == "coreml" and r.path.is_dir()
+    assert "ONNX->PyTorch bridge" in r.artifact.route
+    assert r.parity.outputs[0].min_cosine >= 0.99999 and r.parity.outputs[0].max_abs <= 1e-3
 
 
 def test_op_the_emulator_lacks_is_a_one_line_error(tmp_path):
@@ -214,7 +217,7 @@ def test_fp16_overflow_is_flagged_in_the_report(tmp_path):
 
 
 def test_core_ml_problems_are_refused_before_any_conversion(tmp_path):
-    """An ONNX source for Core ML, or int4 below iOS18, fails before the other formats build."""
+    """int4 below iOS18 (a profile mistake) fails before any format builds."""
     from conftest import run_cli
 
     prof = _profile(tmp_path, ["int4_weights"])
@@ -222,5 +225,3 @@ def test_core_ml_problems_are_refused_before_any_conversion(tmp_path):
     ort.write_text('name = "ortonly"\n[formats.ort]\nprecisions = ["fp32"]\n')
     code, out, err = run_cli("build", str(DIGITS_PT2), "-c", str(DIGITS_DATA), "-t", str(ort), "-t", str(prof), "-o", str(tmp_path / "o"))
     assert code == 2 and f"{prof}: int4_weights" in err and "[ortonly] ort" not in err
-    code, out, err = run_cli("build", str(DIGITS_ONNX), "-c", str(DIGITS_DATA), "-t", str(ort), "-t", str(_profile(tmp_path, ["fp32"])), "-o", str(tmp_path / "o"))
-    assert code == 4 and "unsupported source for Core ML (a onnx model" in err and "[ortonly] ort" not in err

@@ -65,13 +65,15 @@ def test_builds_ort_and_tflite_with_parity(keras_files, tmp_path):
     assert manifest["artifacts"][0]["inputs"][0]["layout"] == "nhwc"
 
 
-def test_core_ml_refuses_keras_with_what_is_supported(keras_files, tmp_path):
+def test_keras_reaches_core_ml_through_its_onnx_route(keras_files, tmp_path):
     pytest.importorskip("coremltools")
     model, calib, _ = keras_files
     prof = tmp_path / "c.toml"
-    prof.write_text('name = "c"\n[formats.coreml]\nprecisions = ["fp32"]\n')
-    with pytest.raises(ConversionError, match=r"unsupported source for Core ML.*\.pt2"):
-        edgepack.build(str(model), calib, [prof], tmp_path / "o")
+    prof.write_text('name = "c"\n[formats.coreml]\nprecisions = ["fp32"]\n[latency]\nruns = 2\nwarmup = 0\n')
+    rep = edgepack.build(str(model), calib, [prof], tmp_path / "o")
+    (r,) = rep.artifacts
+    assert rep.passed and r.path.is_dir() and "tf2onnx" in r.artifact.route
+    assert r.parity.outputs[0].min_cosine >= 0.99999, r.parity.outputs
 
 
 def test_unsafe_lambda_refused_unless_allowed(tmp_path):

@@ -138,7 +138,7 @@ class CoreML(Format):
                 mlmodel, n = compress.w8a8(mlmodel, pkg, job.calibration, job.progress.track)
                 detail = f", {n} activation ranges from {len(job.calibration)} samples ({job.quantization.method} ignored: true min/max)"
             route = (
-                f"torch.export -> run_decompositions -> coremltools {ct.__version__} ct.convert(mlprogram, {target}, compute {compute}, "
+                f"{getattr(job.source.exported_program(), 'edgepack_route', 'torch.export')} -> run_decompositions -> coremltools {ct.__version__} ct.convert(mlprogram, {target}, compute {compute}, "
                 f"I/O {opts['io_dtype']}{', ImageType' if image else ''}{', classifier' if labels else ''})"
                 + ("" if precision in ("fp32", "fp16") else f" -> {_SUMMARY[precision]}{detail}")
             )
