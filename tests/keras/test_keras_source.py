@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import edgepack
-from edgepack.errors import ConversionError, InputError
+from edgepack.errors import InputError
 from edgepack.sources.base import load_source
 
 keras = pytest.importorskip("keras")
