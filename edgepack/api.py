@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import os
-import shutil
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -22,8 +21,8 @@ import numpy as np
 from . import REPORT_SCHEMA_VERSION, __version__
 from .android_assets import export_android_assets
 from .calibration import CalibrationSet, load_calibration
-from .errors import ConfigError, ConversionError, EdgepackError, InputError, InternalError
-from .formats.base import FormatJob, format_for_file, get_format
+from .errors import ConfigError, ConversionError, EdgepackError, InputError
+from .formats.base import format_for_file, get_format
 from .formats.base import formats as known_formats
 from .outdir import StagedOutput
 from .workdirs import work_folder
@@ -35,7 +34,10 @@ from .files import artifact_sha256, artifact_size
 from .sources.base import Source, load_source
 from .types import Artifact, ArtifactResult, BuildReport
 from .validate.latency import measure_latency
-from .validate.parity import check_parity
+from .validate.parity import check_parity, check_reference_finite
+from .pipeline.cells import CellFailure
+from .pipeline.driver import build_grid
+from .shapes import parse_input_shapes, profile_input_shapes, resolve_input_shapes
 
 
 Target = str | Path | TargetProfile
@@ -55,6 +57,8 @@ def build(
     android_assets: str | Path | None = None,
     android_target: str | None = None,
     force: bool = False,
+    fail_fast: bool = False,
+    input_shapes: dict[str, Sequence[int]] | Sequence[str] | None = None,
 ) -> BuildReport:
     """Build, validate and report every target. Returns the BuildReport; `report.passed` is
     False when a parity tolerance or budget failed (every file is still written).
@@ -65,7 +69,12 @@ def build(
     `android_assets`: also write one target's artifacts (`android_target`, default the first),
     its manifest and golden vectors into that folder, for the Android demo app.
     `force`: replace an --out (or --android-assets) folder that edgepack did not write; its content
-    is moved aside to OUT.kept-<time>, never deleted (warnings say what moved where)."""
+    is moved aside to OUT.kept-<time>, never deleted (warnings say what moved where).
+    `fail_fast`: stop at the first cell that fails (raises its error); by default a failed cell is
+    recorded in the report (`report.failed_cells`) and every other cell still builds.
+    `input_shapes`: static shapes for dynamic inputs, {"images": (1, 3, 320, 320)} or
+    ["images=1,3,320,320"] (`--input-shape`); by default they come from the profiles' `input_shapes`,
+    else from the calibration data."""
     progress = _progress(progress)
     started = time.perf_counter()
     started_at = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
@@ -94,13 +103,28 @@ def build(
         progress.step(f"loading {model}")
         source = load_source(str(model), allow_pickle=allow_pickle)
         progress.step(f"reading calibration data {calibration}")
-        calib = load_calibration(calibration, source.inputs, allow_pickle=allow_pickle)
-        _preflight(profiles, source, calib, android_assets, android_target)
-        results: list[ArtifactResult] = []
+        calib = load_calibration(
+            calibration, source.inputs, allow_pickle=allow_pickle, outputs=source.outputs,
+            max_bytes=min(p.validation.max_calibration_bytes for p in profiles),
+        )
+        shapes = resolve_input_shapes(
+            source.declared_inputs, calib.samples, calib.origins, {**profile_input_shapes(profiles), **_shape_overrides(input_shapes)}, source.spec
+        )
+        if shapes:
+            source = source.with_static_shapes(shapes)
+            progress.step("static input shapes: " + ", ".join(f"{k} {list(v)}" for k, v in shapes.items()))
+        refused = _preflight(profiles, source, calib, android_assets, android_target)
         reference = _ReferenceCache(source, calib, progress)
-        shared: dict[str, dict] = {}  # per format, across targets
-        for profile in profiles:
-            results += _build_target(profile, source, calib, reference, staging, Path(work), progress, shared, latency)
+
+        def validate(profile, artifact, val_idx, refs):
+            return _validate(profile, artifact, source, calib, val_idx, refs, staging, progress, latency)
+
+        cells = build_grid(
+            profiles, source, calib, reference, staging, Path(work), progress,
+            validate=validate, allow_pickle=allow_pickle, fail_fast=fail_fast, input_shapes=shapes or None, refused=refused,
+        )
+        results = [c for c in cells if isinstance(c, ArtifactResult)]
+        failed = [c for c in cells if isinstance(c, CellFailure)]
         _add_size_findings(results, progress)
         report = BuildReport(
             schema_version=REPORT_SCHEMA_VERSION,
@@ -113,6 +137,7 @@ def build(
             started_at=started_at,
             duration_s=round(time.perf_counter() - started, 2),
             notes=tuple(build_notes),
+            failed_cells=failed,
         )
         progress.step("writing reports")
         write_reports(report, calib, staging)
@@ -128,6 +153,14 @@ def build(
                     progress.warn(message)
     _rebase(results, Path(out))
     return report
+
+
+def _shape_overrides(input_shapes) -> dict[str, tuple[int, ...]]:
+    if not input_shapes:
+        return {}
+    if isinstance(input_shapes, dict):
+        return parse_input_shapes([f"{k}={','.join(str(int(d)) for d in v)}" for k, v in input_shapes.items()], where="input_shapes")
+    return parse_input_shapes([input_shapes] if isinstance(input_shapes, str) else list(input_shapes))
 
 
 def _progress(progress: Progress | bool | None) -> Progress:
@@ -248,8 +281,11 @@ def _check_folders(out: Path, assets: Path | None) -> None:
             raise ConfigError(f"{assets}: --android-assets must be a folder apart from --out {out} (not it, inside it, or around it)")
 
 
-def _preflight(profiles, source, calib, android_assets, android_target) -> None:
-    """Every format checks, before any conversion, that it can build what the profiles ask."""
+def _preflight(profiles, source, calib, android_assets, android_target) -> dict[tuple[str, str], Exception]:
+    """Every format checks, before any conversion, that it can build what the profiles ask. A profile
+    mistake (ConfigError) stops the build; a model the format cannot take (a ConversionError, e.g. an
+    op it lacks) fails that target's cells of the format only: returned as {(target, format): error}."""
+    refused: dict[tuple[str, str], Exception] = {}
     for profile in profiles:
         for spec in profile.formats:
             try:
@@ -257,11 +293,14 @@ def _preflight(profiles, source, calib, android_assets, android_target) -> None:
             except ConfigError as exc:
                 where = f"{profile.path}: " if profile.path else ""
                 raise ConfigError(f"{where}{exc}") from None
+            except ConversionError as exc:
+                refused[(profile.name, spec.name)] = exc
     if android_assets is not None:
         target = android_target or profiles[0].name
         profile = next(p for p in profiles if p.name == target)
         if not any(get_runtime(get_format(s.name).runtime).android_library for s in profile.formats):
             raise ConfigError(f"target {target!r} has no format whose artifacts an Android app can run; add ort or tflite to it, or pick --android-target")
+    return refused
 
 
 def check(
@@ -299,7 +338,9 @@ def check(
     progress.step(f"loading {model}")
     source = load_source(str(model), allow_pickle=allow_pickle)
     progress.step(f"reading calibration data {calibration}")
-    calib = load_calibration(calibration, source.inputs, allow_pickle=allow_pickle)
+    calib = load_calibration(
+        calibration, source.inputs, allow_pickle=allow_pickle, outputs=source.outputs, max_bytes=profile.validation.max_calibration_bytes
+    )
     _, val_idx = calib.split(profile.validation.split, profile.validation.max_samples, profile.quantization.calibration_samples)
     refs = _ReferenceCache(source, calib, progress).outputs(val_idx)
     art = Artifact(path=path, format=fmt.name, precision=precision, runtime=fmt.runtime, route="checked as given")
@@ -328,57 +369,8 @@ class _ReferenceCache:
                     raise ConversionError(
                         f"{self.source.spec}: the source model failed on {self.calib.origins[i]} ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})"
                     ) from exc
+                check_reference_finite(self.source.spec, [t.name for t in self.source.outputs], self._cache[i], self.calib.origins[i])
         return [self._cache[i] for i in indices]
-
-
-def _build_target(profile, source, calib, reference, staging: Path, work: Path, progress, shared: dict, latency: bool = True) -> list[ArtifactResult]:
-    cal_idx, val_idx = calib.split(profile.validation.split, profile.validation.max_samples, profile.quantization.calibration_samples)
-    refs = reference.outputs(val_idx)
-    target_dir = staging / profile.name
-    target_dir.mkdir(parents=True, exist_ok=True)
-    results = []
-    for spec in profile.formats:
-        fmt = get_format(spec.name)
-        workdir = work / profile.name / spec.name
-        workdir.mkdir(parents=True, exist_ok=True)
-        job = FormatJob(
-            source=source,
-            precisions=spec.precisions,
-            options=spec.options,
-            quantization=profile.quantization,
-            calibration=[calib.samples[i] for i in cal_idx],
-            workdir=workdir,
-            stem=source.name,
-            progress=_Prefixed(progress, profile.name),
-            shared=shared.setdefault(spec.name, {}),
-            labels=calib.labels,
-            preprocess=calib.preprocess,
-        )
-        for artifact in fmt.build(job):
-            artifact.path = _move(artifact.path, target_dir)
-            artifact.extra_files = [_move(p, target_dir) for p in artifact.extra_files]
-            results.append(_validate(profile, artifact, source, calib, val_idx, refs, staging, progress, latency))
-    return results
-
-
-class _Prefixed:
-    def __init__(self, inner: Progress, prefix: str):
-        self.inner, self.prefix = inner, prefix
-
-    def step(self, message: str) -> None:
-        self.inner.step(f"[{self.prefix}] {message}")
-
-    def track(self, items, total, label):
-        return self.inner.track(items, total, f"[{self.prefix}] {label}")
-
-    def warn(self, message: str) -> None:
-        self.inner.warn(f"[{self.prefix}] {message}")
-
-
-def _move(path: Path, dest_dir: Path) -> Path:
-    dest = dest_dir / path.name
-    shutil.move(str(path), dest)
-    return dest
 
 
 def _validate(profile, artifact: Artifact, source, calib, val_idx, refs, root: Path, progress, time_it: bool = True) -> ArtifactResult:
@@ -399,10 +391,9 @@ def _validate(profile, artifact: Artifact, source, calib, val_idx, refs, root: P
             raise ConversionError(f"{artifact.path.name}: {artifact.runtime} failed on {calib.origins[i]} ({str(exc).splitlines()[0]})") from exc
     targets = calib.targets[val_idx] if calib.targets is not None else None
     tol = profile.tolerance_for(artifact.precision)
-    try:
-        parity = check_parity([t.name for t in source.outputs], refs, outs, tol, targets)
-    except ValueError as exc:
-        raise InternalError(f"{artifact.path.name}: {exc}") from exc
+    parity = check_parity(
+        [t.name for t in source.outputs], refs, outs, tol, targets, origins=[calib.origins[i] for i in val_idx], source=source.spec
+    )
     parity = dataclasses.replace(parity, notes=(*parity.notes, *session.notes()))
     latency = skipped = None
     if not time_it:
@@ -411,15 +402,19 @@ def _validate(profile, artifact: Artifact, source, calib, val_idx, refs, root: P
         skipped = "latency.runs = 0"
     else:
         progress.step(f"{label}: timing {profile.latency.runs} runs on {threads} thread(s)")
-        latency = measure_latency(
-            session,
-            calib.samples[val_idx[0]],
-            warmup=profile.latency.warmup,
-            runs=profile.latency.runs,
-            threads=threads,
-            measured_on=runtime.measured_on,
-            runtime=f"{runtime.name} {runtime.version()}",
-        )
+        try:
+            latency = measure_latency(
+                session,
+                calib.samples[val_idx[0]],
+                warmup=profile.latency.warmup,
+                runs=profile.latency.runs,
+                threads=threads,
+                measured_on=runtime.measured_on,
+                runtime=f"{runtime.name} {runtime.version()}",
+            )
+        except Exception as exc:
+            exc.edgepack_stage = "time"  # the pipeline records the failed cell's stage
+            raise
     layout = calib.preprocess.layout if calib.preprocess else source.layout
     inputs = tuple(  # an artifact that keeps the source's 4-D inputs keeps their layout too
         dataclasses.replace(b, layout=layout) if b.layout is None and len(b.shape) == 4 else b for b in session.inputs

@@ -76,13 +76,15 @@ def cli(debug: bool) -> None:
 @click.option("--precision", "-p", "precisions", multiple=True, metavar="NAME", help="Build only this precision of the targets' profiles, e.g. int8 (repeatable).")
 @click.option("--no-latency", is_flag=True, help="Do not time the artifacts (parity only); latency budgets are then not checked.")
 @click.option("--force", is_flag=True, help="Replace an --out folder that edgepack did not write (its content is moved aside to OUT.kept-TIME, not deleted).")
+@click.option("--input-shape", "input_shapes", multiple=True, metavar="NAME=D0,D1,...", help="Static shape of a dynamic input, e.g. images=1,3,320,320 (repeatable; default: from the calibration data).")
+@click.option("--fail-fast", is_flag=True, help="Stop at the first cell that fails, with its exit code (default: record it and build every other cell).")
 @debug_option
-def build(model, calibration, targets, out, allow_pickle, quiet, android_assets, android_target, formats, precisions, no_latency, force):
+def build(model, calibration, targets, out, allow_pickle, quiet, android_assets, android_target, formats, precisions, no_latency, force, input_shapes, fail_fast):
     """Build, validate and report MODEL (.pt2, .onnx, .keras, or package.module:function) for each --target.
 
     --format and --precision narrow the cells the profiles list; they never add one."""
     from .api import build as run_build
-    from .report.summary import TERMINAL_COLUMNS, failures, terminal_row
+    from .report.summary import TERMINAL_COLUMNS, failed_row, failures, terminal_row
 
     report = run_build(
         model,
@@ -97,8 +99,11 @@ def build(model, calibration, targets, out, allow_pickle, quiet, android_assets,
         android_assets=android_assets,
         android_target=android_target,
         force=force,
+        fail_fast=fail_fast,
+        input_shapes=list(input_shapes) or None,
     )
-    click.echo(_table(TERMINAL_COLUMNS, [terminal_row(r) for r in report.artifacts]))
+    rows = [terminal_row(r) for r in report.artifacts] + [failed_row(f, TERMINAL_COLUMNS) for f in report.failed_cells]
+    click.echo(_table(TERMINAL_COLUMNS, rows))
     click.echo("")
     for line in _footer(report.artifacts):
         click.echo(line)
@@ -108,7 +113,16 @@ def build(model, calibration, targets, out, allow_pickle, quiet, android_assets,
         for r in report.artifacts:
             for f in failures(r):
                 click.echo(f"FAIL {r.target} {r.artifact.format} {r.artifact.precision}: {f}", err=True)
-        sys.exit(ExitCode.GATE_FAILED)
+        for c in report.failed_cells:
+            if _state["debug"] and c.detail:
+                click.echo(c.detail.rstrip(), err=True)
+            click.echo(f"FAIL {c.target} {c.format} {c.precision}: failed at {c.stage}: {_error_text(c.reason)}", err=True)
+        if report.failed_cells:  # one error line, as for any other failure; the FAIL lines have the rest
+            first = report.failed_cells[0]
+            cells = len(report.failed_cells) + len(report.artifacts)
+            lead = f"{len(report.failed_cells)} of {cells} cells failed; the first: " if len(report.failed_cells) > 1 else ""
+            click.echo(_error_text(f"edgepack: error: {lead}{first.label} failed at {first.stage}: {first.reason}"), err=True)
+        sys.exit(report.exit_code)
 
 
 @cli.command()

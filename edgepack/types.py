@@ -182,10 +182,18 @@ class BuildReport:
     started_at: str
     duration_s: float
     notes: tuple[str, ...] = ()  # build-wide findings (also in each artifact's notes where they apply)
+    failed_cells: list[Any] = field(default_factory=list)  # pipeline.cells.CellFailure: cells with no artifact
 
     @property
     def passed(self) -> bool:
-        return all(r.passed for r in self.artifacts)
+        return not self.failed_cells and all(r.passed for r in self.artifacts)
+
+    @property
+    def exit_code(self) -> int:
+        """The worst cell's code: 0 when every cell passed, 1 when only gates failed, else the
+        highest exit code of a failed cell (3 bad input, 4 conversion, 5 dependency, 70 bug)."""
+        codes = [f.exit_code for f in self.failed_cells] + [1 for r in self.artifacts if not r.passed]
+        return max(codes, default=0)
 
     @property
     def results(self) -> list[ArtifactResult]:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,11 +56,15 @@ def build_grid(
     fail_fast: bool = False,
     isolate: bool | None = None,
     input_shapes: dict[str, tuple[int, ...]] | None = None,
+    refused: dict[tuple[str, str], Exception] | None = None,
 ) -> list[Any]:
     """Every cell of every profile; returns ArtifactResults and CellFailures in report order.
 
     `validate(profile, artifact, val_idx, refs)` runs one artifact in its runtime and returns its
-    ArtifactResult. `isolate` (default: on, unless EDGEPACK_ISOLATE=0) runs converters in a child."""
+    ArtifactResult. `isolate` (default: on, unless EDGEPACK_ISOLATE=0) runs converters in a child.
+    `refused`: {(target, format): error} from the formats' preflight; those cells fail at "convert"
+    without being tried."""
+    refused = refused or {}
     if isolate is None:
         isolate = os.environ.get("EDGEPACK_ISOLATE", "1") != "0"
     plans = {}
@@ -74,7 +77,7 @@ def build_grid(
             if spec.name not in order:
                 order.append(spec.name)
     results: dict[Cell, list[Any]] = {}
-    spec = WorkerSpec(str(source.spec), allow_pickle, input_shapes, [p for p in sys.path if p])
+    spec = WorkerSpec(str(source.spec), allow_pickle, input_shapes)
     for fmt_name in order:
         fmt = get_format(fmt_name)
         runner = ConverterWorker(spec, progress) if isolate else _InProcess(source, progress)
@@ -84,6 +87,7 @@ def build_grid(
                 if fspec is None:
                     continue
                 plan = plans[p.name]
+                runner.progress = _Prefixed(progress, p.name)
                 workdir = work / p.name / fmt_name
                 workdir.mkdir(parents=True, exist_ok=True)
                 target_dir = staging / p.name
@@ -100,8 +104,10 @@ def build_grid(
                 )
                 for precision in fspec.precisions:
                     cell = Cell(p.name, fmt_name, precision)
-                    progress.step(f"{cell.label}: converting")
-                    built = runner.build(type(fmt), {**fields, "precisions": (precision,)}, cell, _timeout(p))
+                    if (p.name, fmt_name) in refused:
+                        built = failure_from(cell, "convert", refused[(p.name, fmt_name)])
+                    else:
+                        built = runner.build(type(fmt), {**fields, "precisions": (precision,)}, cell, _timeout(p))
                     results[cell] = _validate_all(cell, built, plan, target_dir, validate, progress)
                     failed = [r for r in results[cell] if isinstance(r, CellFailure)]
                     for f in failed:
@@ -145,6 +151,22 @@ def _move(path: Path, dest_dir: Path) -> Path:
         shutil.rmtree(dest) if dest.is_dir() else dest.unlink()
     shutil.move(str(path), dest)
     return dest
+
+
+class _Prefixed:
+    """Progress lines of one target's cells, prefixed with its name."""
+
+    def __init__(self, inner, prefix: str):
+        self.inner, self.prefix = inner, prefix
+
+    def step(self, message: str) -> None:
+        self.inner.step(f"[{self.prefix}] {message}")
+
+    def track(self, items, total, label):
+        return self.inner.track(items, total, f"[{self.prefix}] {label}")
+
+    def warn(self, message: str) -> None:
+        self.inner.warn(f"[{self.prefix}] {message}")
 
 
 class _InProcess:

@@ -6,17 +6,25 @@ precisions and targets (the exported ONNX, the float .tflite, calibration statis
 the heavy imports (torch, litert-torch, coremltools) happen once per format. After a crash or a
 time-out the worker is gone; the next cell of that format starts a fresh one.
 
-The child is started with multiprocessing's "spawn" method (never fork: the parent has torch's
-and OpenMP's thread pools running, which a forked child may deadlock on). It loads the source
-itself from the same spec; everything else (calibration samples, settings) comes over the pipe.
+The child is a fresh interpreter (`python -m edgepack.pipeline.child FD`), never a fork: the parent
+has torch's and OpenMP's thread pools running, which a forked child may deadlock on. Nor is it
+multiprocessing's "spawn", which re-imports the caller's main module: a user script that calls
+edgepack.build() at top level would run again in every child. The two talk over a socket pair with
+multiprocessing's Connection (pickled messages). The child loads the source itself from the same
+spec; everything else (calibration samples, settings) comes over the connection.
 """
 from __future__ import annotations
 
 import importlib
-import multiprocessing as mp
+import os
 import signal
+import socket
+import subprocess
+import sys
 import time
 import traceback
+from multiprocessing.connection import Connection
+from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,7 +39,7 @@ class WorkerSpec:
     source_spec: str
     allow_pickle: bool
     input_shapes: dict[str, tuple[int, ...]] | None = None
-    sys_path: list[str] = field(default_factory=list)
+    sys_path: list[str] = field(default_factory=lambda: [p for p in sys.path if p])  # where format plug-ins import from
 
 
 class ConverterWorker:
@@ -40,38 +48,51 @@ class ConverterWorker:
     def __init__(self, spec: WorkerSpec, progress):
         self.spec = spec
         self.progress = progress
-        self._proc: mp.process.BaseProcess | None = None
+        self._proc: subprocess.Popen | None = None
         self._conn = None
         self._sent: set[int] = set()  # calibration lists the child already holds (sent once, by id)
 
     # --- lifecycle -------------------------------------------------------------------------
     def _start(self) -> None:
-        ctx = mp.get_context("spawn")
-        parent, child = ctx.Pipe()
-        self._proc = ctx.Process(target=_child_main, args=(child, self.spec), daemon=True, name="edgepack-converter")
-        self._proc.start()
-        child.close()
-        self._conn = parent
+        ours, theirs = socket.socketpair()
+        package_root = str(Path(__file__).resolve().parents[2])  # the folder that holds edgepack/
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join([package_root, *filter(None, [os.environ.get("PYTHONPATH")])])}
+        try:
+            self._proc = subprocess.Popen(
+                [sys.executable, "-m", "edgepack.pipeline.child", str(theirs.fileno())],
+                pass_fds=[theirs.fileno()], env=env, stdin=subprocess.DEVNULL,
+            )
+        finally:
+            theirs.close()
+        self._conn = Connection(ours.detach())
         self._sent = set()
+        self._conn.send(("init", self.spec))
+
+    def _alive(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
 
     def close(self) -> None:
         if self._proc is None:
             return
         try:
-            if self._proc.is_alive():
+            if self._alive():
                 try:
                     self._conn.send(("stop",))
                 except (OSError, ValueError):
                     pass
-                self._proc.join(2)
+                try:
+                    self._proc.wait(2)
+                except subprocess.TimeoutExpired:
+                    pass
         finally:
-            if self._proc.is_alive():
+            if self._alive():
                 self._proc.kill()
-                self._proc.join(5)
-            try:
-                self._conn.close()
-            except OSError:
-                pass
+                self._proc.wait(5)
+            if self._conn is not None:
+                try:
+                    self._conn.close()
+                except OSError:
+                    pass
             self._proc, self._conn = None, None
 
     def __enter__(self) -> ConverterWorker:
@@ -83,7 +104,7 @@ class ConverterWorker:
     # --- one cell ---------------------------------------------------------------------------
     def build(self, fmt_cls: type, fields: dict[str, Any], cell: Cell, timeout_s: float) -> list[Any] | CellFailure:
         """Run `fmt_cls().build(FormatJob(**fields))` in the child; its Artifacts, or why it failed."""
-        if self._proc is None or not self._proc.is_alive():
+        if not self._alive():
             self._start()
         deadline = time.monotonic() + timeout_s
         artifacts: list[Any] = []
@@ -135,15 +156,19 @@ class ConverterWorker:
                 )
 
     def _kill(self) -> None:
-        if self._proc is not None and self._proc.is_alive():
+        if self._alive():
             self._proc.kill()
         self.close()
 
     def _died(self, cell: Cell, stage: str, why: str | None = None) -> CellFailure:
         proc = self._proc
+        code = None
         if proc is not None:
-            proc.join(5)
-        code = proc.exitcode if proc is not None else None
+            try:
+                code = proc.wait(5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                code = proc.wait(5)
         self.close()
         if why is None:
             if code is not None and code < 0:
@@ -187,9 +212,23 @@ class _PipeProgress:
         yield from items
 
 
-def _child_main(conn, spec: WorkerSpec) -> None:
-    import sys
+def child_main(fd: int) -> None:
+    """The child's entry point (edgepack/pipeline/child.py): serve cells until told to stop."""
+    import warnings
 
+    # Library deprecation chatter (torch pytree, coremltools) is not the user's business.
+    warnings.simplefilter("ignore", FutureWarning)
+    warnings.simplefilter("ignore", DeprecationWarning)
+    conn = Connection(fd)
+    try:
+        kind, spec = conn.recv()
+    except (EOFError, OSError):
+        return
+    if kind == "init":
+        _child_main(conn, spec)
+
+
+def _child_main(conn, spec: WorkerSpec) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and stops this process
     for p in spec.sys_path:
         if p not in sys.path:

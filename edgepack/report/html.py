@@ -5,7 +5,7 @@ import html
 import json
 
 from ..types import BuildReport
-from .summary import COLUMNS, failures, notes, row
+from .summary import COLUMNS, failed_row, failures, notes, row
 
 _STYLE = """
 body{font:14px/1.5 system-ui,sans-serif;margin:2em;color:#222}
@@ -22,7 +22,14 @@ def report_html(report: BuildReport, report_json: dict) -> str:
     for r in report.artifacts:
         cells = row(r)
         rows.append("<tr>" + "".join(f"<td class='{e(c)}'>{e(c)}</td>" for c in cells) + "</tr>")
+    for f in report.failed_cells:
+        rows.append("<tr>" + "".join(f"<td class='{'FAIL' if c.startswith('FAIL') else ''}'>{e(c)}</td>" for c in failed_row(f)) + "</tr>")
     sections = []
+    for f in report.failed_cells:
+        sections.append(
+            f"<h3>{e(f.target)} · {e(f.format)} · {e(f.precision)} — no artifact</h3>"
+            f"<ul><li class='FAIL'>failed at {e(f.stage)} ({e(f.error)}, exit {f.exit_code}): {e(f.reason)}</li></ul>"
+        )
     for r, j in zip(report.artifacts, report_json["artifacts"], strict=True):
         items = [f"<li class='FAIL'>{e(x)}</li>" for x in failures(r)] + [f"<li>{e(x)}</li>" for x in notes(r)]
         sections.append(

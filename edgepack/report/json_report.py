@@ -56,5 +56,20 @@ def report_json(report: BuildReport) -> dict[str, Any]:
         "calibration": report.calibration,
         "targets": report.targets,
         "notes": list(report.notes),
+        "exit_code": report.exit_code,
         "artifacts": [artifact_json(r) for r in report.artifacts],
+        "failed_cells": [f.to_json() for f in report.failed_cells],
+        "cells": cells_json(report),
     }
+
+
+def cells_json(report: BuildReport) -> list[dict[str, Any]]:
+    """The grid, one entry per target × format × precision: passed, failed its gate (the artifact
+    is written), or failed (no artifact; the stage and reason say why)."""
+    out = [
+        {"target": r.target, "format": r.format, "precision": r.precision, "status": "passed" if r.passed else "gate_failed", "file": r.file}
+        for r in report.artifacts
+    ]
+    out += [{"target": f.target, "format": f.format, "precision": f.precision, "status": "failed", "stage": f.stage, "reason": f.reason} for f in report.failed_cells]
+    order = {(t["name"], fmt, p): i for i, t in enumerate(report.targets) for j, (fmt, spec) in enumerate(t["formats"].items()) for p in spec["precisions"]}
+    return sorted(out, key=lambda c: order.get((c["target"], c["format"], c["precision"]), len(order)))

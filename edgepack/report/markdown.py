@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from ..types import BuildReport
-from .summary import COLUMNS, failures, notes, row
+from .summary import COLUMNS, failed_row, failures, notes, row
 
 
 def report_markdown(report: BuildReport) -> str:
@@ -17,6 +17,7 @@ def report_markdown(report: BuildReport) -> str:
         "|" + "---|" * len(COLUMNS),
     ]
     lines += ["| " + " | ".join(row(r)) + " |" for r in report.artifacts]
+    lines += ["| " + " | ".join(failed_row(f)) + " |" for f in report.failed_cells]
     lines += ["", "Latency is measured on the build machine in each artifact's own runtime (`host`, or edgepack's Core ML `emulator`); it is not a device measurement.", ""]
     lines += [f"- {x}" for x in report.notes] + ([""] if report.notes else [])
     for r in report.artifacts:
@@ -25,4 +26,7 @@ def report_markdown(report: BuildReport) -> str:
             lines.append(f"**{r.target} · {r.artifact.format} · {r.artifact.precision}** (`{r.file}`)")
             lines += [f"- ❌ {x}" for x in f] + [f"- {x}" for x in n]
             lines.append("")
+    for f in report.failed_cells:
+        lines.append(f"**{f.target} · {f.format} · {f.precision}**: no artifact")
+        lines += [f"- ❌ failed at {f.stage} ({f.error}, exit {f.exit_code}): {f.reason}", ""]
     return "\n".join(lines)

@@ -89,6 +89,13 @@ def terminal_row(r: ArtifactResult) -> tuple[str, ...]:
     )
 
 
+def failed_row(f, columns: tuple[str, ...] = COLUMNS) -> tuple[str, ...]:
+    """A cell that produced no artifact: its target, format, precision, then dashes, and
+    "FAIL (stage)". The reason is in the failure lines and the reports' sections."""
+    short = clip(f.target, _TARGET_WIDTH) if columns is TERMINAL_COLUMNS else f.target
+    return (short, f.format, f.precision, *("–" for _ in columns[3:-1]), f"FAIL ({f.stage})")
+
+
 def failures(r: ArtifactResult) -> list[str]:
     return [*r.parity.failures, *r.budget_failures]
 

@@ -76,8 +76,26 @@ class _TorchBase(Source):
         flat = out if isinstance(out, (list, tuple)) else [out]
         return [o.detach().cpu().numpy() for o in flat]
 
-    def exported_program(self) -> Any:
-        return self.ep
+    def exported_program(self, shapes: dict[str, tuple[int, ...]] | None = None) -> Any:
+        """The ExportedProgram; with static shapes fixed (with_static_shapes, or `shapes`), the
+        program re-exported at those shapes, so that converters see no symbolic dimension."""
+        fixed = {**self.static_shapes, **(shapes or {})}
+        if not fixed:
+            return self.ep
+        key = tuple(sorted((k, tuple(v)) for k, v in fixed.items()))
+        cache = self.__dict__.setdefault("_static_programs", {})
+        if key not in cache:
+            torch = _torch()
+            args = tuple(torch.zeros(fixed.get(t.name, t.static_shape()), dtype=getattr(torch, t.dtype)) for t in self.inputs)
+            try:
+                cache[key] = torch.export.export(self.ep.module(), args)
+            except Exception as exc:
+                first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                raise ConversionError(f"{self.spec}: re-exporting at the static input shapes {dict(key)} failed ({first}); check --input-shape") from exc
+        return cache[key]
+
+    def _shapes_fixed(self) -> None:
+        self.__dict__.pop("_static_programs", None)
 
     def example_args(self) -> tuple:
         torch = _torch()
@@ -94,7 +112,7 @@ class _TorchBase(Source):
             with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
                 warnings.simplefilter("ignore")
                 prog = torch.onnx.export(
-                    self.ep,
+                    self.exported_program(),
                     self.example_args(),
                     dynamo=True,
                     input_names=[t.name for t in self.inputs],

@@ -9,6 +9,7 @@ from __future__ import annotations
 import platform as _platform
 import shutil
 from collections.abc import Iterator
+from pathlib import Path
 
 from ...errors import require
 from ...types import Artifact
@@ -42,7 +43,8 @@ class OrtMobile(Format):
         fp32 = work / f"{job.stem}.fp32.onnx"
         if "onnx_fp32" in job.shared:  # exported once per build, shared by every target
             route = job.shared["onnx_route"]
-            shutil.copyfile(job.shared["onnx_fp32"], fp32)
+            if Path(job.shared["onnx_fp32"]) != fp32:  # another target's export; this target's cells share one copy
+                shutil.copyfile(job.shared["onnx_fp32"], fp32)
         else:
             job.progress.step("ort: exporting ONNX")
             route = job.source.to_onnx(fp32)
