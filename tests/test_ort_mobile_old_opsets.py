@@ -85,3 +85,12 @@ def test_ep_coverage_checker_crash_becomes_a_note(tmp_path):
     assert all(v["error"].startswith("ONNX Runtime's usability checker failed") for v in cov.values())
     notes = coverage_notes(cov)
     assert len(notes) == 2 and all("coverage unknown" in n for n in notes)
+
+
+def test_xnnpack_coverage_of_an_unloadable_model_is_a_note():
+    pytest.importorskip("ai_edge_litert")
+    from edgepack.runtimes.litert import coverage_note, xnnpack_coverage
+
+    cov = xnnpack_coverage(b"\x18\x00\x00\x00TFL3" + b"\x00" * 40)
+    assert set(cov) == {"error"} and cov["error"]
+    assert coverage_note(cov).startswith("XNNPACK coverage unknown (")

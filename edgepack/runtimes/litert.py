@@ -63,6 +63,15 @@ def open_checked(model: Path | bytes, where: str, **kwargs):
 
 
 def xnnpack_coverage(model: Path | bytes) -> dict[str, Any]:
+    """Which nodes XNNPACK took ({"error": reason} when that cannot be told: the coverage only
+    informs the report, so it never fails a cell)."""
+    try:
+        return _xnnpack_coverage(model)
+    except Exception as exc:  # noqa: BLE001
+        return {"error": str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}
+
+
+def _xnnpack_coverage(model: Path | bytes) -> dict[str, Any]:
     """Which nodes XNNPACK took: a DELEGATE node replaces each partition it claims.
 
     A partition's nodes are found by walking back from the DELEGATE node's outputs through
