@@ -53,15 +53,40 @@ def _failed_op(msg: str, ep) -> str | None:
     return None
 
 
-def _decompositions() -> dict:
+def _decompositions(ep=None) -> dict:
     """Decompositions on top of run_decompositions' defaults: PyTorch's recurrent layers (aten.gru,
     aten.lstm, aten.rnn_*), which coremltools' torch.export frontend cannot take as one node
-    ("Unsupported fx node gru"), become matmuls and element-wise ops."""
+    ("Unsupported fx node gru"), become matmuls and element-wise ops. PReLU becomes a select when
+    the program has one whose input is not 4-D: Core ML's prelu takes a per-channel alpha only on
+    rank 4 ("rank 3 or rank 5 input is only supported when all the values of alpha are same"), and
+    MTCNN-style nets put PReLU after Linear layers."""
     import torch
     from torch._decomp import get_decompositions
 
     aten = torch.ops.aten
-    return get_decompositions([aten.gru.input, aten.lstm.input, aten.rnn_tanh.input, aten.rnn_relu.input])
+    table = get_decompositions([aten.gru.input, aten.lstm.input, aten.rnn_tanh.input, aten.rnn_relu.input])
+    if ep is not None and any(_prelu_rank(n) not in (None, 4) for n in ep.graph.nodes):
+        table[aten.prelu.default] = _prelu_as_select
+    return table
+
+
+def _prelu_rank(node) -> int | None:
+    import torch
+
+    if node.op != "call_function" or node.target is not torch.ops.aten.prelu.default:
+        return None
+    val = node.args[0].meta.get("val") if hasattr(node.args[0], "meta") else None
+    return val.dim() if val is not None else -1
+
+
+def _prelu_as_select(x, weight):
+    """prelu(x) = x where x > 0, else alpha * x, alpha per channel (axis 1) or one for all."""
+    import torch
+
+    shape = [1] * x.dim()
+    if weight.numel() > 1 and x.dim() >= 2:
+        shape[1] = weight.numel()
+    return torch.where(x > 0, x, x * weight.reshape(shape))
 
 
 def convert(source, *, precision: str, target: str, io_dtype: str, image: Preprocess | None, labels: list[str] | None) -> Any:
@@ -93,7 +118,7 @@ def convert(source, *, precision: str, target: str, io_dtype: str, image: Prepro
         outputs = None  # a classifier names its own outputs (label and probabilities)
     prog = ep
     try:
-        prog = ep.run_decompositions(_decompositions())
+        prog = ep.run_decompositions(_decompositions(ep))
         with no_progress_bars():
             return ct.convert(
                 prog,
