@@ -43,6 +43,8 @@ def build(
     android_assets: str | Path | None = None,
     android_target: str | None = None,
     force: bool = False,
+    fail_fast: bool = False,
+    input_shapes: dict[str, Sequence[int]] | Sequence[str] | None = None,
 ) -> BuildReport:
     """Convert, quantise, check parity and time `model` for each target; write `out` whole.
 
@@ -61,10 +63,17 @@ def build(
         vectors into that folder, for the Android demo app.
     force: replace an `out` folder that edgepack did not write (its content is moved aside to
         OUT.kept-<time>, never deleted).
+    fail_fast: raise at the first cell (target × format × precision) that fails, instead of
+        recording it in `report.failed_cells` and building every other cell.
+    input_shapes: static shapes for dynamic inputs, {"images": (1, 3, 320, 320)} or
+        ["images=1,3,320,320"] (like `--input-shape`); default: the profiles' `input_shapes`,
+        else the calibration data's shape.
 
-    Returns a BuildReport: `.passed`, `.artifacts` (ArtifactResult: `.target`, `.format`,
-    `.precision`, `.path`, `.size_bytes`, `.parity`, `.latency`, `.notes`), `.out_dir`.
-    `.passed` is False when a tolerance or budget failed; every file is still written.
+    Returns a BuildReport: `.passed`, `.exit_code`, `.artifacts` (ArtifactResult: `.target`,
+    `.format`, `.precision`, `.path`, `.size_bytes`, `.parity`, `.latency`, `.notes`),
+    `.failed_cells` (CellFailure: `.target`, `.format`, `.precision`, `.stage`, `.reason`,
+    `.error`), `.out_dir`. `.passed` is False when a tolerance or budget failed or a cell failed;
+    every other file is still written.
     Raises edgepack.errors.ConfigError, InputError, ConversionError or MissingDependencyError.
     """
     from .api import build as _build
@@ -82,6 +91,8 @@ def build(
         android_assets=android_assets,
         android_target=android_target,
         force=force,
+        fail_fast=fail_fast,
+        input_shapes=input_shapes,
     )
 
 

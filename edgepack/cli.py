@@ -113,10 +113,12 @@ def build(model, calibration, targets, out, allow_pickle, quiet, android_assets,
         for r in report.artifacts:
             for f in failures(r):
                 click.echo(f"FAIL {r.target} {r.artifact.format} {r.artifact.precision}: {f}", err=True)
+        several = len(report.failed_cells) > 1  # one failed cell: its error line says it all
         for c in report.failed_cells:
             if _state["debug"] and c.detail:
                 click.echo(c.detail.rstrip(), err=True)
-            click.echo(f"FAIL {c.target} {c.format} {c.precision}: failed at {c.stage}: {_error_text(c.reason)}", err=True)
+            if several:
+                click.echo(f"FAIL {c.target} {c.format} {c.precision}: failed at {c.stage}: {_error_text(c.reason)}", err=True)
         if report.failed_cells:  # one error line, as for any other failure; the FAIL lines have the rest
             first = report.failed_cells[0]
             cells = len(report.failed_cells) + len(report.artifacts)

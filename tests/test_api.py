@@ -39,7 +39,7 @@ def test_signatures_and_docstrings():
     build = list(inspect.signature(edgepack.build).parameters)
     assert build == [
         "model", "calibration", "targets", "out", "formats", "precisions", "latency", "progress",
-        "allow_pickle", "android_assets", "android_target", "force",
+        "allow_pickle", "android_assets", "android_target", "force", "fail_fast", "input_shapes",
     ]
     assert build == list(inspect.signature(edgepack.api.build).parameters)  # the wrapper is the real thing
     check = list(inspect.signature(edgepack.check).parameters)

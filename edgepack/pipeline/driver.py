@@ -110,8 +110,8 @@ def build_grid(
                         built = runner.build(type(fmt), {**fields, "precisions": (precision,)}, cell, _timeout(p))
                     results[cell] = _validate_all(cell, built, plan, target_dir, validate, progress)
                     failed = [r for r in results[cell] if isinstance(r, CellFailure)]
-                    for f in failed:
-                        progress.warn(f"{f.label} failed at {f.stage}: {f.reason}")
+                    for f in failed:  # a progress line now; the summary and the reports have it too
+                        progress.step(f"{f.label}: FAILED at {f.stage}: {f.reason}")
                     if failed and fail_fast:
                         raise CellFailed(failed[0])
     ordered = []
@@ -142,6 +142,8 @@ def _validate_all(cell: Cell, built, plan: GridPlan, target_dir: Path, validate,
             import traceback
 
             out.append(failure_from(cell, getattr(exc, "edgepack_stage", "validate"), exc, traceback.format_exc()))
+            for p in (artifact.path, *artifact.extra_files):  # an artifact that could not be validated is not shipped
+                shutil.rmtree(p, ignore_errors=True) if Path(p).is_dir() else Path(p).unlink(missing_ok=True)
     return out
 
 

@@ -153,8 +153,11 @@ def test_op_the_emulator_lacks_is_a_one_line_error(tmp_path):
     code, _, err = run_cli("build", str(model), "-c", str(calib), "-t", str(_profile(tmp_path, ["fp32"], val=3)), "-o", str(tmp_path / "o"))
     lines = [ln for ln in err.splitlines() if ln.startswith("edgepack: error:")]
     assert code == 4, err
-    assert len(lines) == 1 and "no kernel for op 'resample'" in lines[0]
-    assert not (tmp_path / "o").exists()
+    assert len(lines) == 1 and "no kernel for op 'resample'" in lines[0] and "failed at validate" in lines[0]
+    report = json.loads((tmp_path / "o" / "report.json").read_text())  # the grid's report records the failed cell
+    (failed,) = report["failed_cells"]
+    assert (failed["format"], failed["stage"], failed["exit_code"]) == ("coreml", "validate", 4) and not report["artifacts"]
+    assert not list((tmp_path / "o").rglob("*.mlpackage"))  # an artifact that could not be validated is not shipped
 
 
 def test_image_input_takes_pixels_with_scale_and_bias(tmp_path):
