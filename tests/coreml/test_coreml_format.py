@@ -112,6 +112,7 @@ def test_w8a8_never_calls_predict(tmp_path, monkeypatch):
         raise AssertionError("predict was called")
 
     monkeypatch.setattr(ct.models.MLModel, "predict", no_predict)
+    monkeypatch.setenv("EDGEPACK_ISOLATE", "0")  # convert in this process, where predict is patched
     rep = edgepack.build(str(DIGITS_PT2), DIGITS_DATA, [_profile(tmp_path, ["w8a8"], val=40)], tmp_path / "o")
     r = rep.results[0]
     assert r.parity.passed and "activation ranges" in r.artifact.route
@@ -130,6 +131,7 @@ def test_int4_needs_ios18(tmp_path):
 
 def test_onnx_source_reaches_core_ml_through_the_bridge(tmp_path):
     rep = edgepack.build(str(DIGITS_ONNX), DIGITS_DATA, [_profile(tmp_path, ["fp32"])], tmp_path / "o")
+    assert not rep.failed_cells, rep.failed_cells
     (r,) = rep.artifacts
     assert rep.passed and r.artifact.format == "coreml" and r.path.is_dir()
     assert "ONNX->PyTorch bridge" in r.artifact.route

