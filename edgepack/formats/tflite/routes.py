@@ -71,7 +71,9 @@ def _wrapper(inner, in_names: list[str], out_names: list[str], perms: dict[str, 
             self.inner = inner
 
         def forward(self, **feeds):
-            args = [feeds[n].permute(*perms[n]) if n in perms else feeds[n] for n in in_names]
+            # .contiguous(): a permuted NHWC input has channels-last strides, which convolutions keep,
+            # so a later x.view(-1, C*H*W) in the source model would fail ("Cannot view a tensor ...").
+            args = [feeds[n].permute(*perms[n]).contiguous() if n in perms else feeds[n] for n in in_names]
             out = self.inner(*args)
             outs = list(out) if isinstance(out, (list, tuple)) else [out]
             return {n: o for n, o in zip(out_names, outs)}
