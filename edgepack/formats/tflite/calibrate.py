@@ -86,7 +86,12 @@ def collect(
     def values(sample):
         session.run(sample)
         for i in idx:
-            yield accs[i], interp.get_tensor(i)
+            v = interp.get_tensor(i)
+            if v.dtype.kind == "f" and not np.isfinite(v).all():
+                # e.g. the -inf that tf2onnx pads a "same" max-pool with: a range must be finite, or
+                # its scale is inf and XNNPACK refuses the model ("unsupported scale value (inf)")
+                v = v[np.isfinite(v)]
+            yield accs[i], v
 
     for s in track(samples, len(samples), f"calibrating ({method}): true ranges"):
         for a, v in values(s):
