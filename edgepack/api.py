@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -226,33 +225,10 @@ def _check_inputs(model: str | Path, calibration: str | Path, allow_pickle: bool
         raise InputError(f"{calibration}: calibration data not found; give a folder or a .npz/.npy file")
 
 
-def _host_cores() -> int:
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except (AttributeError, OSError):
-        return max(1, os.cpu_count() or 1)
-
-
-def host_threads(profile: TargetProfile) -> int:
-    """The threads this machine runs the target's artifacts on: `TargetProfile.host_threads` where
-    profiles.py has it, else the profile's threads capped at this machine's cores."""
-    own = getattr(profile, "host_threads", None)
-    if own is not None:
-        return int(own)
-    return max(1, min(profile.threads, _host_cores()))
-
-
 def _threads_note(profile: TargetProfile) -> str | None:
     """"threads: ..." when the profile asks for more threads than this machine has cores (the
     profile is not changed: the device has those cores)."""
-    own = getattr(profile, "host_threads_note", None)
-    if own is not None:
-        note = own()
-    elif profile.threads > _host_cores():
-        used = host_threads(profile)
-        note = f"profile asks {profile.threads} threads; this host has {_host_cores()} cores, so host runs use {used} threads"
-    else:
-        note = None
+    note = profile.host_threads_note()
     return f"threads: {note} (the profile keeps {profile.threads}: the device has those cores)" if note else None
 
 
@@ -378,7 +354,7 @@ def _validate(profile, artifact: Artifact, source, calib, val_idx, refs, root: P
     Paths in the result are relative to `root`. `time_it=False`: latency is not measured (--no-latency)."""
     label = f"[{profile.name}] {artifact.format} {artifact.precision}"
     runtime = get_runtime(artifact.runtime)
-    threads = host_threads(profile)
+    threads = profile.host_threads  # capped at a multiple of this machine's cores
     notes = [n for n in (_threads_note(profile),) if n]
     session = runtime.open(artifact.path, threads=threads, source_inputs=source.inputs, source_outputs=source.outputs)
     outs = []
