@@ -53,7 +53,8 @@ def build(
         part of it is held out for the parity check.
     targets: a shipped target name ("android-arm64"; see `edgepack targets`), a profile .toml
         path, a TargetProfile, or a list of these.
-    out: the output folder; replaced whole on success, untouched on failure.
+    out: the output folder, written whole at the end (a failed cell is recorded in it; an error
+        that stops the build leaves it untouched); a folder edgepack did not write is refused.
     formats, precisions: build only these formats / precisions of the profiles' cells
         (like `--format` / `--precision`); a name that matches nothing raises ConfigError.
     latency: False skips timing (like `--no-latency`); latency budgets are then not checked.

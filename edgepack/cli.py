@@ -67,7 +67,7 @@ def cli(debug: bool) -> None:
 @click.argument("model")
 @click.option("--calibration", "-c", required=True, help="Calibration data: a folder or a .npz/.npy file.")
 @click.option("--target", "-t", "targets", multiple=True, required=True, help="A shipped target name or a profile .toml path (repeatable).")
-@click.option("--out", "-o", required=True, help="Output folder (replaced whole on success).")
+@click.option("--out", "-o", required=True, help="Output folder, written whole at the end; a folder edgepack did not write is refused (see --force).")
 @click.option("--allow-pickle", is_flag=True, help="Allow loading pickled data from the model or calibration files (only for files you trust).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress lines; only the summary.")
 @click.option("--android-assets", help="Also write one target's artifacts, manifest and golden vectors here (e.g. android_demo/app/src/main/assets/edgepack).")
