@@ -19,7 +19,7 @@ import numpy as np
 
 from . import REPORT_SCHEMA_VERSION, __version__
 from .android_assets import export_android_assets
-from .calibration import CalibrationSet, load_calibration
+from .calibration import CalibrationSet, load_calibration, precheck_calibration
 from .errors import ConfigError, ConversionError, EdgepackError, InputError
 from .formats.base import format_for_file, get_format
 from .formats.base import formats as known_formats
@@ -216,13 +216,7 @@ def _check_inputs(model: str | Path, calibration: str | Path, allow_pickle: bool
     spec = str(model)
     if ":" not in spec and not Path(spec).exists():
         raise InputError(f"{spec}: model file not found; check the path")
-    from . import calibration as calibration_module
-
-    precheck = getattr(calibration_module, "precheck_calibration", None)
-    if precheck is not None:
-        precheck(Path(calibration), max_bytes=max_bytes, allow_pickle=allow_pickle)
-    elif not Path(calibration).exists():
-        raise InputError(f"{calibration}: calibration data not found; give a folder or a .npz/.npy file")
+    precheck_calibration(Path(calibration), max_bytes=max_bytes, allow_pickle=allow_pickle)
 
 
 def _threads_note(profile: TargetProfile) -> str | None:

@@ -72,6 +72,13 @@ class InternalError(EdgepackError):
     exit_code = ExitCode.INTERNAL
 
 
+def first_line(exc: BaseException) -> str:
+    """An exception's first line of text, or its class name when it has none: what one-line
+    errors quote of a library's exception."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 def require(module: str, extra: str, purpose: str):
     """Import a heavy optional module, or raise MissingDependencyError with the install line."""
     import importlib

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from ..errors import EdgepackError, ExitCode, first_line
+
 STAGES = ("convert", "quantise", "validate", "time")
 
 
@@ -59,10 +61,8 @@ class CellFailure:
 
 def failure_from(cell: Cell, stage: str, exc: BaseException, detail: str = "") -> CellFailure:
     """A CellFailure for an exception raised in this process (validation, timing)."""
-    from ..errors import EdgepackError, ExitCode
-
     code = int(exc.exit_code) if isinstance(exc, EdgepackError) else int(ExitCode.INTERNAL)
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    text = first_line(exc)
     if code == ExitCode.INTERNAL and not isinstance(exc, EdgepackError):
         text = f"internal error: {type(exc).__name__}: {text} (rerun with --debug for the traceback, and please report it)"
     return CellFailure(cell.target, cell.format, cell.precision, stage, text, type(exc).__name__, code, detail)

@@ -19,9 +19,6 @@ from ..formats.base import FormatJob, get_format
 from .cells import Cell, CellFailure, failure_from
 from .isolation import ConverterWorker, WorkerSpec
 
-DEFAULT_CELL_TIMEOUT_S = 1800.0
-
-
 class CellFailed(EdgepackError):
     """--fail-fast: the first failed cell stops the build with that cell's own exit code."""
 
@@ -107,7 +104,7 @@ def build_grid(
                     if (p.name, fmt_name) in refused:
                         built = failure_from(cell, "convert", refused[(p.name, fmt_name)])
                     else:
-                        built = runner.build(type(fmt), {**fields, "precisions": (precision,)}, cell, _timeout(p))
+                        built = runner.build(type(fmt), {**fields, "precisions": (precision,)}, cell, p.limits.cell_timeout_s)
                     results[cell] = _validate_all(cell, built, plan, target_dir, validate, progress)
                     failed = [r for r in results[cell] if isinstance(r, CellFailure)]
                     for f in failed:  # a progress line now; the summary and the reports have it too
@@ -120,11 +117,6 @@ def build_grid(
             for precision in fspec.precisions:
                 ordered += results.get(Cell(p.name, fspec.name, precision), [])
     return ordered
-
-
-def _timeout(profile) -> float:
-    limits = getattr(profile, "limits", None)
-    return float(getattr(limits, "cell_timeout_s", DEFAULT_CELL_TIMEOUT_S))
 
 
 def _validate_all(cell: Cell, built, plan: GridPlan, target_dir: Path, validate, progress) -> list[Any]:

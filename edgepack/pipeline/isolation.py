@@ -28,7 +28,7 @@ from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import EdgepackError, ExitCode
+from ..errors import EdgepackError, ExitCode, first_line
 from .cells import Cell, CellFailure
 
 
@@ -288,7 +288,7 @@ def _resolve(module: str, qualname: str) -> type:
 
 
 def _describe(exc: BaseException, stage: str) -> dict[str, Any]:
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    text = first_line(exc)
     if isinstance(exc, EdgepackError):
         code = int(exc.exit_code)
     elif isinstance(exc, MemoryError):

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from .._native import quiet_native
-from ..errors import ConversionError, require
+from ..errors import ConversionError, first_line, require
 from ..types import IOBinding, Sample, TensorSpec
 from .base import Runtime, Session, register_runtime
 
@@ -58,7 +58,7 @@ def open_checked(model: Path | bytes, where: str, **kwargs):
         err = from_runtime_error(exc, where)
         if err is not None:
             raise err from exc
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        first = first_line(exc)
         raise ConversionError(f"{where}: the LiteRT interpreter cannot load it ({first})") from exc
 
 
@@ -68,7 +68,7 @@ def xnnpack_coverage(model: Path | bytes) -> dict[str, Any]:
     try:
         return _xnnpack_coverage(model)
     except Exception as exc:  # noqa: BLE001
-        return {"error": str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}
+        return {"error": first_line(exc)}
 
 
 def _xnnpack_coverage(model: Path | bytes) -> dict[str, Any]:
@@ -81,7 +81,7 @@ def _xnnpack_coverage(model: Path | bytes) -> dict[str, Any]:
         interp = new_interpreter(model, threads=1, xnnpack=True)
         details = interp._get_ops_details()  # experimental API of ai_edge_litert; pinned version
     except Exception as exc:
-        return {"error": str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}
+        return {"error": first_line(exc)}
     nodes = [d for d in details if d["op_name"] != "DELEGATE"]
     delegates = [d for d in details if d["op_name"] == "DELEGATE"]
     producer = {int(t): d["index"] for d in nodes for t in d["outputs"]}

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from .._native import quiet_native
-from ..errors import ConversionError, InputError, require
+from ..errors import ConversionError, InputError, first_line, require
 from ..types import Sample, TensorSpec
 from .base import Source, file_sha256, register_source
 from .onnx_torch.export import static_shapes
@@ -65,7 +65,7 @@ class KerasSource(Source):
             with quiet_native():
                 model = keras.saving.load_model(str(path), safe_mode=not allow_pickle, compile=False)
         except Exception as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            first = first_line(exc)
             hint = "; pass --allow-pickle if you trust its code" if "safe_mode" in first else "; save it again with model.save()"
             raise InputError(f"{path}: cannot load the Keras model ({first[:300]}){hint}") from None
         src = cls(spec, model, file_sha256(path))
@@ -88,7 +88,7 @@ class KerasSource(Source):
             with quiet_native(), contextlib.redirect_stdout(io.StringIO()):
                 model_proto, _ = tf2onnx.convert.from_keras(self.model, input_signature=sig, opset=ONNX_OPSET)
         except Exception as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            first = first_line(exc)
             raise ConversionError(f"{self.spec}: tf2onnx could not export the Keras model ({first[:300]})") from exc
         onnx = require("onnx", "onnx", "Exporting Keras to ONNX")
         for old, spec in zip(list(model_proto.graph.output), self.outputs):  # the source's output names

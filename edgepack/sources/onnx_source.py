@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ConversionError, InputError, UnsupportedOpError, require
+from ..errors import ConversionError, InputError, UnsupportedOpError, first_line, require
 from ..inspect import Inspection, quantization_summary, register_inspector
 from ..types import Sample, TensorSpec
 from .base import Source, file_sha256, register_source
@@ -35,7 +35,7 @@ def load_onnx_checked(path: Path):
         model = onnx.load(str(path))
         onnx.checker.check_model(model)
     except Exception as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        first = first_line(exc)
         raise InputError(f"{path}: not a valid ONNX model ({first}); re-export it") from None
     if not model.graph.output:
         raise InputError(f"{path}: the ONNX graph has no outputs; re-export it")

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ConversionError, InputError, require
+from ..errors import ConversionError, InputError, first_line, require
 from ..inspect import Inspection, quantization_summary, register_inspector
 from ..types import Sample, TensorSpec
 from .base import Source, file_sha256, register_source
@@ -90,7 +90,7 @@ class _TorchBase(Source):
             try:
                 cache[key] = torch.export.export(self.ep.module(), args)
             except Exception as exc:
-                first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                first = first_line(exc)
                 raise ConversionError(f"{self.spec}: re-exporting at the static input shapes {dict(key)} failed ({first}); check --input-shape") from exc
         return cache[key]
 
@@ -122,7 +122,7 @@ class _TorchBase(Source):
                 )
                 prog.save(str(dest), external_data=False)
         except Exception as exc:  # the exporter raises many kinds
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            first = first_line(exc)
             raise ConversionError(f"{self.spec}: torch.onnx.export (dynamo) failed: {first}") from exc
         return f"torch {torch.__version__} torch.onnx.export(dynamo=True)"
 
@@ -148,11 +148,6 @@ def _quiet_torch_logs():
     finally:
         for lg, lvl in zip(loggers, levels, strict=True):
             lg.setLevel(lvl)
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 @register_source
@@ -184,9 +179,9 @@ class Pt2Source(_TorchBase):
         except InputError:
             raise
         except (zipfile.BadZipFile, json.JSONDecodeError, EOFError) as exc:
-            raise InputError(f"{path}: corrupt .pt2 archive ({_first_line(exc)}); save it again with torch.export.save()") from None
+            raise InputError(f"{path}: corrupt .pt2 archive ({first_line(exc)}); save it again with torch.export.save()") from None
         except Exception as exc:
-            raise InputError(f"{path}: could not load the ExportedProgram ({_first_line(exc)}); save it again with torch.export.save()") from exc
+            raise InputError(f"{path}: could not load the ExportedProgram ({first_line(exc)}); save it again with torch.export.save()") from exc
         return cls(spec, path.stem, ep, file_sha256(path))
 
 
@@ -228,7 +223,7 @@ class EntryPointSource(_TorchBase):
         except ModuleNotFoundError as exc:
             if exc.name and mod_name.split(".")[0] == exc.name.split(".")[0]:
                 raise InputError(f"{spec}: cannot import '{mod_name}' ({exc}); run from the folder that holds the package") from exc
-            raise InputError(f"{spec}: importing '{mod_name}' failed: {_first_line(exc)}; install it or fix the import (--debug shows where)") from exc
+            raise InputError(f"{spec}: importing '{mod_name}' failed: {first_line(exc)}; install it or fix the import (--debug shows where)") from exc
         except (Exception, SystemExit) as exc:
             raise InputError(f"{spec}: importing '{mod_name}' {_raised(exc)}; fix it, then rerun (--debug shows where)") from exc
         fn = getattr(module, fn_name, None)

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from ...errors import ConfigError, ConversionError, UnsupportedOpError
+from ...errors import ConfigError, ConversionError, UnsupportedOpError, first_line
 from ...types import Preprocess
 from ..._coremltools import coremltools, no_progress_bars
 
@@ -130,7 +130,7 @@ def convert(source, *, precision: str, target: str, io_dtype: str, image: Prepro
                 **kwargs,
             )
     except Exception as exc:
-        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        msg = first_line(exc)
         if "not implemented" in msg.lower() or "unsupported" in msg.lower():
             op = _failed_op(msg, prog)
             if op is not None:

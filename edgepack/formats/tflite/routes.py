@@ -19,7 +19,7 @@ import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
-from ...errors import ConversionError, EdgepackError, require
+from ...errors import ConversionError, EdgepackError, first_line, require
 from ..._native import quiet_native
 from ...sources.onnx_torch.export import program_input_shapes
 from .op_checks import from_lowering_error
@@ -120,7 +120,7 @@ def float_model(job, layout: str) -> FloatModel:
         err = from_lowering_error(exc, where, f"litert-torch {litert_torch.__version__}")
         if err is not None:
             raise err from exc
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        first = first_line(exc)
         raise ConversionError(f"{where}: litert-torch could not convert the model ({first})") from exc
     route = f"{how} -> litert-torch {litert_torch.__version__} (float32)"
     if perms:

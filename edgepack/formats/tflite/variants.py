@@ -21,7 +21,7 @@ import logging
 import warnings
 from dataclasses import dataclass
 
-from ...errors import ConversionError, require
+from ...errors import ConversionError, first_line, require
 from ..._native import quiet_native
 
 
@@ -91,6 +91,6 @@ def make(float_model: bytes, v: Variant, *, per_channel: bool, qsvs: dict | None
             warnings.simplefilter("ignore")  # its interpreters keep all tensors, and say so
             result = q.quantize(qsvs if v.kind == "static" else None, enable_progress_bar=False, enable_progress_report=False)
     except Exception as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        first = first_line(exc)
         raise ConversionError(f"{where}: ai-edge-quantizer could not make the {v.name} variant ({first})") from exc
     return bytes(result.quantized_model)

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from ...errors import ConversionError, EdgepackError, UnsupportedOpError, require
+from ...errors import ConversionError, EdgepackError, UnsupportedOpError, first_line, require
 from . import misc_ops, ops, recurrent, resize, shape_ops  # noqa: F401  (each registers its handlers)
 from .ops import Const
 
@@ -89,7 +89,7 @@ def _run(ctx_args, where: str):
     except EdgepackError:
         raise
     except Exception as exc:  # a combination of attributes/shapes the handler cannot take
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        first = first_line(exc)
         raise ConversionError(f"{where}: ONNX {node.op_type} node '{node.name}' could not be bridged to PyTorch ({first[:300]})") from exc
 
 

@@ -13,7 +13,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ...errors import ConversionError, require
+from ...errors import ConversionError, first_line, require
 from ...types import TensorSpec
 
 
@@ -95,7 +95,7 @@ def export_program(model, inputs: Sequence[TensorSpec], shapes: Mapping[str, Seq
     try:
         return torch.export.export(module, args, strict=False)
     except Exception as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        first = first_line(exc)
         raise ConversionError(f"{where}: torch.export could not trace the ONNX->PyTorch bridge ({first[:300]})") from exc
 
 
