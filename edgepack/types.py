@@ -1,6 +1,7 @@
 """Typed values that flow through a build, from source to report."""
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -81,6 +82,28 @@ class Artifact:
     tool_versions: dict[str, str] = field(default_factory=dict)
 
 
+def _finite_or_none(v: float | None) -> float | None:
+    return v if v is None or math.isfinite(v) else None
+
+
+@dataclass(frozen=True)
+class Check:
+    """One tolerance check of one output: `value op threshold` (op ">=" or "<="). `margin` is
+    value - threshold for ">=", threshold - value for "<=" (positive = inside); `source` names
+    the profile key (or default) the threshold came from, e.g. "tolerances.int8.outputs.boxes"."""
+
+    metric: str  # the tolerance key: min_cosine, max_abs, min_sqnr_db, ...
+    value: float | None  # None when undefined (non-finite artifact outputs)
+    threshold: float
+    op: str
+    margin: float | None
+    passed: bool
+    source: str
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self) | {"value": _finite_or_none(self.value), "margin": _finite_or_none(self.margin)}
+
+
 @dataclass(frozen=True)
 class ErrorStats:
     output: str
@@ -88,11 +111,24 @@ class ErrorStats:
     mean_abs: float
     min_cosine: float
     sqnr_db: float
-    top1_agreement: float | None  # for class-score outputs
+    top1_agreement: float | None  # class kinds only (class_scores, probabilities), else None
     samples: int
+    kind: str = "other"  # class_scores | probabilities | boxes | regression | feature_map | integer
+    top5_agreement: float | None = None  # class kinds with more than 5 classes, else None
+    checks: tuple[Check, ...] = ()
+    passed: bool = True  # every check passed and every value was finite
+    nonfinite_values: int = 0  # NaN or Inf values from the artifact, over all samples
+    nonfinite_samples: int = 0  # how many samples had at least one
+    exact_match: float | None = None  # integer outputs: share of values equal to the source's
+
+    @property
+    def nonfinite(self) -> bool:
+        return self.nonfinite_values > 0
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        d = {k: v for k, v in asdict(self).items() if k != "checks"}
+        d = {k: _finite_or_none(v) if isinstance(v, float) else v for k, v in d.items()}
+        return d | {"nonfinite": self.nonfinite, "checks": [c.to_json() for c in self.checks]}
 
 
 @dataclass(frozen=True)
@@ -105,11 +141,13 @@ class ParityReport:
     tolerances: dict[str, float]
     samples: int
     notes: tuple[str, ...] = ()
+    min_samples: int = 0  # the profile's validation.min_samples that this parity was held to
 
     def to_json(self) -> dict[str, Any]:
         return {
             "passed": self.passed,
             "samples": self.samples,
+            "min_samples": self.min_samples,
             "tolerances": self.tolerances,
             "failures": list(self.failures),
             "accuracy": self.accuracy,
