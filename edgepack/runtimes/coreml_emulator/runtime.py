@@ -51,8 +51,12 @@ class CoreMLEmulatorSession(Session):
         outs = self.model.run(raw_feeds)
         return [outs[name] for name in self._out_names]
 
+    def parity_failures(self) -> list[str]:
+        """fp16 overflow fails parity even where later ops hide it (a clamp, a compare): on a
+        device the value is inf, and what follows may be NaN."""
+        return [f"fp16 overflow in the Core ML emulator: {f.message()}" for f in self.model.findings]
+
     def notes(self) -> list[str]:
-        found = [f.message() for f in self.model.findings]
         if self._real is None:
             real = [f"parity from edgepack's Core ML emulator only: {self._real_reason}"]
         else:
@@ -60,7 +64,7 @@ class CoreMLEmulatorSession(Session):
                 f"real Core ML ({self._real_reason}) ran the same {self._real_runs} samples: "
                 f"max |Core ML - emulator| = {self._real_max_diff:.6g} over all outputs"
             ]
-        return [*found, *real, *self.model.notes]
+        return [*real, *self.model.notes]  # fp16 overflow findings are failures: parity_failures()
 
     def _check_real(self, feeds: dict[str, np.ndarray], emulated: list[np.ndarray]) -> None:
         """On macOS: run the real Core ML too, and keep its largest difference from the emulator."""
@@ -93,6 +97,12 @@ class CoreMLEmulatorRuntime(Runtime):
 
     def version(self) -> str:
         return f"coremltools {coremltools_version()} emulator"
+
+    def diagnosis_session(self, path: Path, *, source_inputs, source_outputs, companions=()) -> Session:
+        """Every Var of the program, as the emulator computes it (diagnosis.py)."""
+        from .diagnosis import open_diagnosis
+
+        return open_diagnosis(Path(path), source_inputs, source_outputs)
 
     def open(self, path: Path, *, threads: int, source_inputs, source_outputs) -> Session:
         # `threads` has no effect: the emulator is numpy, whose BLAS threads are set process-wide.
