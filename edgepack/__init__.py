@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from .types import ArtifactResult, BuildReport
 
 __version__ = "0.1.0"
-REPORT_SCHEMA_VERSION = "1"
+REPORT_SCHEMA_VERSION = "2"  # 2: per-output kind/checks/margins, parity_matrix, latency_estimate (#10)
 
 __all__ = ["__version__", "build", "check", "inspect"]
 

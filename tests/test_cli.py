@@ -50,7 +50,7 @@ def test_build_digits_writes_everything(tmp_path, fast_profile):
     assert code == 0, err
     assert "PASS" in stdout and "FAIL" not in stdout and "host" in stdout
     report = json.loads((out / "report.json").read_text())
-    assert report["schema_version"] == "1" and report["passed"] is True
+    assert report["schema_version"] == "2" and report["passed"] is True
     art = {a["precision"]: a for a in report["artifacts"]}
     for key in ("file", "format", "precision", "size_bytes", "sha256", "parity", "latency", "tool_versions", "route"):
         assert key in art["int8"]

@@ -37,6 +37,7 @@ def artifact_json(r: ArtifactResult) -> dict[str, Any]:
         "passed": r.passed,
         "parity": finite_json(r.parity.to_json()),
         "latency": finite_json(r.latency.to_json()) if r.latency else None,
+        "latency_estimate": latency_estimate_json(r),
         "budget_failures": list(r.budget_failures),
         "notes": list(r.notes),
         "latency_skipped": r.latency_skipped,
@@ -45,7 +46,18 @@ def artifact_json(r: ArtifactResult) -> dict[str, Any]:
     }
 
 
+def latency_estimate_json(r: ArtifactResult) -> dict[str, Any] | None:
+    """The estimated device latency (ArtifactResult.latency_estimate, where a device model applies),
+    as JSON; None when there is none. It is an estimate, never a measurement: its "label" says so."""
+    est = getattr(r, "latency_estimate", None)
+    if est is None:
+        return None
+    return finite_json(est.to_json() if hasattr(est, "to_json") else dict(est))
+
+
 def report_json(report: BuildReport) -> dict[str, Any]:
+    from .matrix import parity_matrix  # it reads cells_json below
+
     return {
         "schema_version": report.schema_version,
         "edgepack_version": report.edgepack_version,
@@ -60,6 +72,7 @@ def report_json(report: BuildReport) -> dict[str, Any]:
         "artifacts": [artifact_json(r) for r in report.artifacts],
         "failed_cells": [f.to_json() for f in report.failed_cells],
         "cells": cells_json(report),
+        "parity_matrix": parity_matrix(report),
     }
 
 
@@ -71,5 +84,6 @@ def cells_json(report: BuildReport) -> list[dict[str, Any]]:
         for r in report.artifacts
     ]
     out += [{"target": f.target, "format": f.format, "precision": f.precision, "status": "failed", "stage": f.stage, "reason": f.reason} for f in report.failed_cells]
-    order = {(t["name"], fmt, p): i for i, t in enumerate(report.targets) for j, (fmt, spec) in enumerate(t["formats"].items()) for p in spec["precisions"]}
+    grid = [(t["name"], fmt, p) for t in report.targets for fmt, spec in t["formats"].items() for p in spec["precisions"]]
+    order = {cell: i for i, cell in reversed(list(enumerate(grid)))}  # a cell's first place in the profiles
     return sorted(out, key=lambda c: order.get((c["target"], c["format"], c["precision"]), len(order)))

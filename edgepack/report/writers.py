@@ -20,5 +20,5 @@ def write_reports(report: BuildReport, calib: CalibrationSet, out: Path) -> None
     rj = report_json(report)
     _dump(out / "report.json", rj)
     _dump(out / "manifest.json", manifest_json(report, calib))
-    (out / "report.md").write_text(report_markdown(report) + "\n", encoding="utf-8")
+    (out / "report.md").write_text(report_markdown(report, rj["parity_matrix"]) + "\n", encoding="utf-8")
     (out / "report.html").write_text(report_html(report, rj), encoding="utf-8")

@@ -1,0 +1,281 @@
+"""Inline SVG charts for report.html, written by hand: no network, no JavaScript, no plotting library.
+
+Every chart is one well-formed <svg> element (tests parse it with xml.etree) whose strings are all
+escaped. Colours come from a palette by order of appearance, so no chart knows any format's name."""
+from __future__ import annotations
+
+import colorsys
+import math
+from dataclasses import dataclass
+from html import escape
+
+from .summary import human_size
+
+PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22")
+FAIL = "#c00"
+_FONT = "font-family='system-ui,sans-serif' font-size='11'"
+
+
+def _a(value) -> str:
+    """An attribute value or text node, escaped (quotes included)."""
+    return escape(str(value), quote=True)
+
+
+def _n(v: float) -> str:
+    return f"{v:.1f}"
+
+
+def _svg(width: int, height: int, title: str, body: list[str], cls: str) -> str:
+    return (
+        f"<svg xmlns='http://www.w3.org/2000/svg' class='{_a(cls)}' width='{width}' height='{height}' "
+        f"viewBox='0 0 {width} {height}' role='img' aria-label='{_a(title)}' {_FONT}>"
+        f"<title>{_a(title)}</title>" + "".join(body) + "</svg>"
+    )
+
+
+def nice_ticks(lo: float, hi: float, count: int = 5) -> list[float]:
+    """Round tick values covering [lo, hi], about `count` of them."""
+    if hi <= lo:
+        hi = lo + 1
+    raw = (hi - lo) / count
+    mag = 10 ** math.floor(math.log10(raw))
+    step = next(m * mag for m in (1, 2, 5, 10) if m * mag >= raw)
+    first = math.floor(lo / step) * step
+    ticks, t = [], first
+    while t <= hi + step * 1e-9:
+        ticks.append(round(t, 10))
+        t += step
+    if ticks[-1] < hi:
+        ticks.append(round(ticks[-1] + step, 10))
+    return ticks
+
+
+def colours(groups: list[str]) -> dict[str, str]:
+    """A colour per group, in order of first appearance."""
+    out: dict[str, str] = {}
+    for g in groups:
+        if g not in out:
+            out[g] = PALETTE[len(out) % len(PALETTE)]
+    return out
+
+
+@dataclass(frozen=True)
+class Point:
+    label: str  # "ort int8" or "android-arm64 ort int8"
+    size_bytes: int
+    sqnr_db: float | None  # the artifact's lowest output SQNR; None when undefined (non-finite outputs)
+    group: str  # the colour group: the format
+    failed: bool
+    detail: str = ""  # the tooltip's extra line
+
+
+def size_sqnr_chart(points: list[Point], width: int = 680, height: int = 380) -> str:
+    """Size (log axis) against SQNR, one labelled circle per artifact, coloured by format; failed
+    artifacts get a red ring and class 'fail'; an undefined SQNR sits on the axis, labelled."""
+    if not points:
+        return ""
+    left, right, top, bottom = 56, 150, 24, 46
+    pw, ph = width - left - right, height - top - bottom
+    sizes = [max(p.size_bytes, 1) for p in points]
+    lx_lo, lx_hi = math.floor(math.log10(min(sizes))), math.ceil(math.log10(max(sizes)))
+    if lx_hi == lx_lo:
+        lx_hi += 1
+    known = [p.sqnr_db for p in points if p.sqnr_db is not None]
+    yt = nice_ticks(min([0.0, *known]), max([10.0, *known]))
+    y_lo, y_hi = yt[0], yt[-1]
+
+    def x(size: int) -> float:
+        return left + (math.log10(max(size, 1)) - lx_lo) / (lx_hi - lx_lo) * pw
+
+    def y(v: float) -> float:
+        return top + ph - (v - y_lo) / (y_hi - y_lo) * ph
+
+    body = [f"<rect x='{left}' y='{top}' width='{pw}' height='{ph}' fill='none' stroke='#ccc'/>"]
+    steps = (1, 2, 5) if lx_hi - lx_lo <= 2 else (1,)  # a narrow range gets 2x and 5x ticks too
+    for k in range(lx_lo, lx_hi + 1):
+        for m in steps:
+            if m * 10**k > 10**lx_hi:
+                continue
+            xx = _n(x(m * 10**k))
+            body.append(f"<line class='grid' x1='{xx}' y1='{top}' x2='{xx}' y2='{top + ph}' stroke='#eee'/>")
+            body.append(f"<text x='{xx}' y='{top + ph + 16}' text-anchor='middle'>{_a(human_size(m * 10**k))}</text>")
+    for t in yt:
+        yy = _n(y(t))
+        body.append(f"<line class='grid' x1='{left}' y1='{yy}' x2='{left + pw}' y2='{yy}' stroke='#eee'/>")
+        body.append(f"<text x='{left - 6}' y='{yy}' text-anchor='end' dominant-baseline='middle'>{t:g}</text>")
+    body.append(f"<text x='{left + pw / 2:.1f}' y='{height - 8}' text-anchor='middle'>file size (log scale)</text>")
+    body.append(f"<text x='14' y='{top + ph / 2:.1f}' text-anchor='middle' transform='rotate(-90 14 {top + ph / 2:.1f})'>lowest output SQNR (dB)</text>")
+    palette = colours([p.group for p in points])
+    for p in points:
+        cx, cy = x(p.size_bytes), y(y_lo if p.sqnr_db is None else p.sqnr_db)
+        cls = "point fail" if p.failed else "point"
+        stroke = f" stroke='{FAIL}' stroke-width='2.5'" if p.failed else " stroke='#fff' stroke-width='1'"
+        value = "SQNR undefined (non-finite outputs)" if p.sqnr_db is None else f"SQNR {p.sqnr_db:.1f} dB"
+        tip = f"{p.label}: {human_size(p.size_bytes)}, {value}" + (", FAILED" if p.failed else "") + (f"; {p.detail}" if p.detail else "")
+        body.append(
+            f"<circle class='{cls}' cx='{_n(cx)}' cy='{_n(cy)}' r='5' fill='{palette[p.group]}'{stroke}><title>{_a(tip)}</title></circle>"
+        )
+        text = p.label + (" ✗" if p.failed else "") + (" (non-finite)" if p.sqnr_db is None else "")
+        body.append(f"<text class='label' x='{_n(cx + 8)}' y='{_n(cy - 6)}'>{_a(text)}</text>")
+    for i, (g, c) in enumerate(palette.items()):
+        ly = top + 8 + i * 16
+        body.append(f"<circle class='legend' cx='{left + pw + 20}' cy='{ly}' r='5' fill='{c}'/>")
+        body.append(f"<text x='{left + pw + 30}' y='{ly}' dominant-baseline='middle'>{_a(g)}</text>")
+    if any(p.failed for p in points):
+        ly = top + 8 + len(palette) * 16
+        body.append(f"<circle class='legend' cx='{left + pw + 20}' cy='{ly}' r='5' fill='#fff' stroke='{FAIL}' stroke-width='2.5'/>")
+        body.append(f"<text x='{left + pw + 30}' y='{ly}' dominant-baseline='middle'>failed</text>")
+    return _svg(width, height, "file size against SQNR, one point per artifact", body, "chart size-sqnr")
+
+
+@dataclass(frozen=True)
+class Bar:
+    label: str  # the artifact
+    ms: float
+    kind: str  # "measured-host", "emulator", "estimated-device", ...: the bar's own label
+    estimated: bool = False
+    detail: str = ""  # e.g. "±18% (leave-one-out), Pixel 4"
+
+
+def latency_chart(bars: list[Bar], width: int = 760) -> str:
+    """One horizontal bar per latency figure; estimates are hatched, class 'estimated', and say
+    "estimated" in their label."""
+    if not bars:
+        return ""
+    left, right, top, row = 200, 260, 10, 20
+    height = top * 2 + row * len(bars) + 20
+    pw = width - left - right
+    hi = max(b.ms for b in bars) or 1.0
+    body = [
+        "<defs><pattern id='hatch' width='6' height='6' patternUnits='userSpaceOnUse' patternTransform='rotate(45)'>"
+        "<rect width='6' height='6' fill='#fde9c9'/><line x1='0' y1='0' x2='0' y2='6' stroke='#e69500' stroke-width='3'/></pattern></defs>"
+    ]
+    for i, b in enumerate(bars):
+        y = top + i * row
+        w = max(b.ms / hi * pw, 1.0)
+        fill = "url(#hatch)" if b.estimated else "#1f77b4"
+        cls = "bar estimated" if b.estimated else "bar"
+        word = "estimated" if b.estimated else b.kind
+        text = f"{b.ms:.3g} ms ({word}" + (f", {b.detail}" if b.detail else "") + ")"
+        body.append(f"<text x='{left - 6}' y='{y + row / 2:.1f}' text-anchor='end' dominant-baseline='middle'>{_a(b.label)}</text>")
+        body.append(
+            f"<rect class='{cls}' x='{left}' y='{y + 3}' width='{_n(w)}' height='{row - 6}' fill='{fill}'>"
+            f"<title>{_a(b.label + ': ' + text)}</title></rect>"
+        )
+        body.append(f"<text class='value' x='{_n(left + w + 6)}' y='{y + row / 2:.1f}' dominant-baseline='middle'>{_a(text)}</text>")
+    axis_y = top + row * len(bars) + 4
+    body.append(f"<line x1='{left}' y1='{axis_y}' x2='{left + pw}' y2='{axis_y}' stroke='#999'/>")
+    body.append(f"<text x='{left}' y='{axis_y + 14}'>0</text><text x='{left + pw}' y='{axis_y + 14}' text-anchor='end'>{hi:.3g} ms</text>")
+    return _svg(width, height, "latency p50 per artifact: measured on this machine, and estimated for the device", body, "chart latency")
+
+
+def layer_curve(layers: list[dict], first_divergent: dict | None, title: str, width: int = 680, height: int = 300) -> str:
+    """SQNR by layer index (graph order) as a polyline per run of defined values; the first divergent
+    layer is a red circle (class 'divergent') labelled with its index, source name and op type."""
+    pts = [(int(t["index"]), float(t["sqnr_db"])) for t in layers if _finite(t.get("sqnr_db"))]
+    if not layers:
+        return ""
+    left, right, top, bottom = 56, 20, 30, 40
+    pw, ph = width - left - right, height - top - bottom
+    idx = [int(t["index"]) for t in layers]
+    i_lo, i_hi = min(idx), max(idx)
+    if i_hi == i_lo:
+        i_hi += 1
+    yt = nice_ticks(min([0.0, *(v for _, v in pts)]), max([10.0, *(v for _, v in pts)]))
+
+    def x(i: float) -> float:
+        return left + (i - i_lo) / (i_hi - i_lo) * pw
+
+    def y(v: float) -> float:
+        return top + ph - (v - yt[0]) / (yt[-1] - yt[0]) * ph
+
+    body = [f"<rect x='{left}' y='{top}' width='{pw}' height='{ph}' fill='none' stroke='#ccc'/>"]
+    for t in yt:
+        yy = _n(y(t))
+        body.append(f"<line class='grid' x1='{left}' y1='{yy}' x2='{left + pw}' y2='{yy}' stroke='#eee'/>")
+        body.append(f"<text x='{left - 6}' y='{yy}' text-anchor='end' dominant-baseline='middle'>{t:g}</text>")
+    for t in nice_ticks(i_lo, i_hi, 8):
+        if i_lo <= t <= i_hi and t == int(t):
+            body.append(f"<text x='{_n(x(t))}' y='{top + ph + 14}' text-anchor='middle'>{int(t)}</text>")
+    body.append(f"<text x='{left + pw / 2:.1f}' y='{height - 6}' text-anchor='middle'>layer (graph order)</text>")
+    body.append(f"<text x='14' y='{top + ph / 2:.1f}' text-anchor='middle' transform='rotate(-90 14 {top + ph / 2:.1f})'>SQNR (dB)</text>")
+    body.append(f"<text x='{left}' y='{top - 10}'>{_a(title)}</text>")
+    run: list[tuple[int, float]] = []
+    runs = []
+    known = dict(pts)
+    for i in sorted(idx):
+        if i in known:
+            run.append((i, known[i]))
+        elif run:
+            runs.append(run)
+            run = []
+    if run:
+        runs.append(run)
+    for r in runs:
+        coords = " ".join(f"{_n(x(i))},{_n(y(v))}" for i, v in r)
+        body.append(f"<polyline class='curve' points='{coords}' fill='none' stroke='#1f77b4' stroke-width='1.5'/>")
+    for i, v in pts:
+        name = next((t.get("source_name") for t in layers if int(t["index"]) == i), "")
+        body.append(f"<circle class='layer' cx='{_n(x(i))}' cy='{_n(y(v))}' r='2.5' fill='#1f77b4'><title>{_a(f'#{i} {name}: {v:.1f} dB')}</title></circle>")
+    if first_divergent:
+        i = int(first_divergent["index"])
+        v = known.get(i, first_divergent.get("sqnr_after"))
+        v = yt[0] if not _finite(v) else float(v)
+        text = f"first divergent: #{i} {first_divergent.get('source_name', '')} ({first_divergent.get('op_type', '')})"
+        cx, cy = x(i), y(v)
+        anchor = "end" if cx > left + pw * 0.6 else "start"
+        tx = cx - 8 if anchor == "end" else cx + 8
+        body.append(f"<line x1='{_n(cx)}' y1='{top}' x2='{_n(cx)}' y2='{top + ph}' stroke='{FAIL}' stroke-dasharray='4 3'/>")
+        body.append(f"<circle class='divergent' cx='{_n(cx)}' cy='{_n(cy)}' r='6' fill='none' stroke='{FAIL}' stroke-width='2.5'><title>{_a(text)}</title></circle>")
+        body.append(f"<text class='divergent-label' x='{_n(tx)}' y='{_n(max(cy - 10, top + 12))}' text-anchor='{anchor}' fill='{FAIL}'>{_a(text)}</text>")
+    return _svg(width, height, f"per-layer SQNR: {title}", body, "chart layers")
+
+
+def _finite(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def sqnr_colour(v: float | None) -> str:
+    """Red at 0 dB or below, through yellow, to green at 60 dB and above; grey when undefined."""
+    if v is None:
+        return "#ddd"
+    hue = max(0.0, min(v, 60.0)) / 60.0 * 120.0
+    r, g, b = colorsys.hls_to_rgb(hue / 360.0, 0.72, 0.65)  # hex, not hsl(): every SVG renderer reads it
+    return f"#{round(r * 255):02x}{round(g * 255):02x}{round(b * 255):02x}"
+
+
+def heatmap(row_labels: list[str], col_labels: list[str], values: list[list[dict | None]]) -> str:
+    """The parity matrix as coloured cells: rows are outputs, columns target/format/precision; each
+    cell shows SQNR and cosine, coloured by SQNR; failing cells have a red border and class 'fail';
+    a cell with no figures (no artifact, or no such output) is grey."""
+    if not row_labels or not col_labels:
+        return ""
+    cw, rh, left = 96, 34, 12 + 7 * max(len(r) for r in row_labels)
+    top = 16 + int(5.5 * max(len(c) for c in col_labels))
+    width, height = left + cw * len(col_labels) + 10, top + rh * len(row_labels) + 10
+    body = []
+    for j, c in enumerate(col_labels):
+        cx = left + j * cw + cw / 2
+        body.append(f"<text x='{cx:.1f}' y='{top - 6}' transform='rotate(-35 {cx:.1f} {top - 6})'>{_a(c)}</text>")
+    for i, rname in enumerate(row_labels):
+        y = top + i * rh
+        body.append(f"<text x='{left - 6}' y='{y + rh / 2:.1f}' text-anchor='end' dominant-baseline='middle'>{_a(rname)}</text>")
+        for j, cell in enumerate(values[i]):
+            x = left + j * cw
+            if cell is None:
+                body.append(f"<rect class='cell empty' x='{x}' y='{y}' width='{cw - 2}' height='{rh - 2}' fill='#eee'><title>no figures</title></rect>")
+                continue
+            sq, cos = cell.get("sqnr_db"), cell.get("min_cosine")
+            failed = not cell.get("passed", True)
+            cls = "cell fail" if failed else "cell"
+            stroke = f" stroke='{FAIL}' stroke-width='3'" if failed else ""
+            line1 = "non-finite" if cell.get("nonfinite") else ("–" if sq is None else f"{sq:.1f} dB")
+            line2 = "" if cos is None else f"cos {cos:.6f}"
+            tip = f"{rname} · {col_labels[j]}: {line1} {line2}".strip() + (" — FAILED " + ", ".join(cell.get("failing", [])) if failed else "")
+            body.append(
+                f"<rect class='{cls}' x='{x}' y='{y}' width='{cw - 2}' height='{rh - 2}' fill='{sqnr_colour(sq)}'{stroke}><title>{_a(tip)}</title></rect>"
+            )
+            body.append(f"<text x='{x + cw / 2 - 1:.1f}' y='{y + 13}' text-anchor='middle'>{_a(line1)}</text>")
+            if line2:
+                body.append(f"<text x='{x + cw / 2 - 1:.1f}' y='{y + 26}' text-anchor='middle' font-size='10'>{_a(line2)}</text>")
+    return _svg(width, height, "parity matrix: SQNR of every output in every cell", body, "chart heatmap")
