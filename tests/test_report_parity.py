@@ -203,7 +203,9 @@ def test_html_charts_parse_as_svg_and_failing_cells_carry_the_class():
     assert len(mark) == 1
     label = next(t for t in lay.iter(SVG + "text") if t.get("class") == "divergent-label")
     assert label.text == "first divergent: #3 features.3.conv (Conv)"
-    assert "SQNR 45.5 → 12.0 dB, scale 0.031, range [-4, 3.9]" in page
+    said = "Mapped 5 tensor pairs (9 source, 11 artifact tensors). First divergent layer: #3 features.3.conv (Conv), SQNR 45.5 → 12.0 dB, scale 0.031, range [-4, 3.9]."
+    assert "0.900 / 1.080 ms (host, 4 thr); estimated 2.4 ms ±18% on Pixel 4" in page  # the summary table's latency cell
+    assert said in page and f"- diagnosis against source: {said}" in report_markdown(rep)
 
     heat = [r for r in svgs["heatmap"].iter(SVG + "rect") if "cell" in r.get("class", "").split()]
     assert len(heat) == 2 * 5 and sum("fail" in r.get("class").split() for r in heat) == 2

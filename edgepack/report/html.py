@@ -10,7 +10,7 @@ import json
 from ..types import ArtifactResult, BuildReport
 from .json_report import latency_estimate_json
 from .matrix import column_label, parity_matrix, several_targets
-from .outputs import Cell, label, metric_columns, number, output_rows, worst_sqnr
+from .outputs import Cell, diagnosis_text, label, metric_columns, number, output_rows, worst_sqnr
 from .summary import COLUMNS, failed_row, failures, notes, row
 from .svg import Bar, Point, heatmap, latency_chart, layer_curve, size_sqnr_chart
 
@@ -127,20 +127,8 @@ def diagnosis_section(report: BuildReport) -> str:
         if not d or not d.get("layers"):
             continue
         title = f"{_label(r, many)} against {d.get('against', 'source')}"
-        fd, mapped = d.get("first_divergent"), d.get("mapped") or {}
-        text = f"Mapped {mapped.get('pairs', '?')} tensor pairs ({mapped.get('source_tensors', '?')} source, {mapped.get('artifact_tensors', '?')} artifact tensors)."
-        if fd:
-            rng = fd.get("range")
-            text += (
-                f" First divergent layer: #{fd['index']} {fd.get('source_name', '')} ({fd.get('op_type', '')}), "
-                f"SQNR {number(fd.get('sqnr_before'), 'sqnr_db')} → {number(fd.get('sqnr_after'), 'sqnr_db')} dB"
-                + (f", scale {fd['scale']:.4g}" if fd.get("scale") is not None else "")
-                + (f", range [{rng[0]:.4g}, {rng[1]:.4g}]" if rng else "")
-                + "."
-            )
-        else:
-            text += " No layer diverges."
-        parts.append(f"<h3>{e(title)}</h3><p>{e(text)}</p>{layer_curve(d['layers'], fd, title)}")
+        text = diagnosis_text(d)
+        parts.append(f"<h3>{e(title)}</h3><p>{e(text)}</p>{layer_curve(d['layers'], d.get('first_divergent'), title)}")
     return "<h2>Diagnosis</h2>" + "".join(parts) if parts else ""
 
 

@@ -38,6 +38,7 @@ def artifact_json(r: ArtifactResult) -> dict[str, Any]:
         "parity": finite_json(r.parity.to_json()),
         "latency": finite_json(r.latency.to_json()) if r.latency else None,
         "latency_estimate": latency_estimate_json(r),
+        "emulated": finite_json(r.emulated) if getattr(r, "emulated", None) else None,  # edgepack.arm64
         "budget_failures": list(r.budget_failures),
         "notes": list(r.notes),
         "latency_skipped": r.latency_skipped,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..types import BuildReport
 from .matrix import column_label, parity_matrix, several_targets
-from .outputs import label, metric_columns, number, output_rows
+from .outputs import diagnosis_text, label, metric_columns, number, output_rows
 from .summary import COLUMNS, failed_row, failures, notes, row
 
 FAILED = "❌"
@@ -81,10 +81,12 @@ def report_markdown(report: BuildReport, matrix: dict | None = None) -> str:
     lines += outputs_table(report)
     lines += matrix_table(matrix if matrix is not None else parity_matrix(report))
     for r in report.artifacts:
-        f, n = failures(r), notes(r)
-        if f or n:
+        f, n, d = failures(r), notes(r), getattr(r.parity, "diagnosis", None)
+        if f or n or d:
             lines.append(f"**{r.target} · {r.artifact.format} · {r.artifact.precision}** (`{r.file}`)")
             lines += [f"- ❌ {x}" for x in f] + [f"- {x}" for x in n]
+            if d:
+                lines.append(f"- diagnosis against {d.get('against', 'source')}: {diagnosis_text(d)}")
             lines.append("")
     for f in report.failed_cells:
         lines.append(f"**{f.target} · {f.format} · {f.precision}**: no artifact")

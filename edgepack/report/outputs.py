@@ -186,3 +186,22 @@ def failing_output_text(row: OutputRow) -> str:
     if row.nonfinite_values and not parts:
         parts.append(f"{row.nonfinite_values} non-finite values")
     return f"{row.output} ({row.kind}): " + ("; ".join(parts) if parts else "failed")
+
+
+def diagnosis_text(d: dict) -> str:
+    """One sentence on a diagnosis (ParityReport.diagnosis): how much was mapped, and the first
+    divergent layer with its error before and after, and its scale and range where quantised."""
+    mapped = d.get("mapped") or {}
+    text = f"Mapped {mapped.get('pairs', '?')} tensor pairs ({mapped.get('source_tensors', '?')} source, {mapped.get('artifact_tensors', '?')} artifact tensors)."
+    fd = d.get("first_divergent")
+    if not fd:
+        return text + " No layer diverges."
+    rng = fd.get("range")
+    return (
+        text
+        + f" First divergent layer: #{fd['index']} {fd.get('source_name', '')} ({fd.get('op_type', '')}), "
+        + f"SQNR {number(fd.get('sqnr_before'), 'sqnr_db')} → {number(fd.get('sqnr_after'), 'sqnr_db')} dB"
+        + (f", scale {fd['scale']:.4g}" if fd.get("scale") is not None else "")
+        + (f", range [{rng[0]:.4g}, {rng[1]:.4g}]" if rng else "")
+        + "."
+    )
