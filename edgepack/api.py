@@ -58,6 +58,7 @@ def build(
     force: bool = False,
     fail_fast: bool = False,
     input_shapes: dict[str, Sequence[int]] | Sequence[str] | None = None,
+    diagnose: bool = False,
 ) -> BuildReport:
     """Build, validate and report every target. Returns the BuildReport; `report.passed` is
     False when a parity tolerance or budget failed (every file is still written).
@@ -73,7 +74,9 @@ def build(
     recorded in the report (`report.failed_cells`) and every other cell still builds.
     `input_shapes`: static shapes for dynamic inputs, {"images": (1, 3, 320, 320)} or
     ["images=1,3,320,320"] (`--input-shape`); by default they come from the profiles' `input_shapes`,
-    else from the calibration data."""
+    else from the calibration data.
+    `diagnose`: name the first divergent layer of every cell that fails parity (`--diagnose`), even
+    where a profile says `[validation] diagnose = "never"` (edgepack.diagnose)."""
     progress = _progress(progress)
     started = time.perf_counter()
     started_at = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
@@ -115,8 +118,13 @@ def build(
         refused = _preflight(profiles, source, calib, android_assets, android_target)
         reference = _ReferenceCache(source, calib, progress)
 
+        diagnosis = {"force": diagnose, "trace_cache": {}}  # the work folder keeps the files artifacts were made from
+
         def validate(profile, artifact, val_idx, refs):
-            return _validate(profile, artifact, source, calib, val_idx, refs, staging, progress, latency)
+            return _validate(
+                profile, artifact, source, calib, val_idx, refs, staging, progress, latency,
+                diagnosis={**diagnosis, "companions": (Path(work) / profile.name / artifact.format,)},
+            )
 
         cells = build_grid(
             profiles, source, calib, reference, staging, Path(work), progress,
@@ -343,9 +351,10 @@ class _ReferenceCache:
         return [self._cache[i] for i in indices]
 
 
-def _validate(profile, artifact: Artifact, source, calib, val_idx, refs, root: Path, progress, time_it: bool = True) -> ArtifactResult:
+def _validate(profile, artifact: Artifact, source, calib, val_idx, refs, root: Path, progress, time_it: bool = True, diagnosis: dict | None = None) -> ArtifactResult:
     """Run the artifact in its runtime on the held-out samples: parity, latency, budgets.
-    Paths in the result are relative to `root`. `time_it=False`: latency is not measured (--no-latency)."""
+    Paths in the result are relative to `root`. `time_it=False`: latency is not measured (--no-latency).
+    `diagnosis`: {"force", "companions", "trace_cache"} for edgepack.diagnose (profile key validation.diagnose)."""
     label = f"[{profile.name}] {artifact.format} {artifact.precision}"
     runtime = get_runtime(artifact.runtime)
     threads = profile.host_threads  # capped at a multiple of this machine's cores
@@ -365,6 +374,15 @@ def _validate(profile, artifact: Artifact, source, calib, val_idx, refs, root: P
         [t.name for t in source.outputs], refs, outs, tol, targets, origins=[calib.origins[i] for i in val_idx], source=source.spec
     )
     parity = dataclasses.replace(parity, notes=(*parity.notes, *session.notes()))
+    from .diagnose import attach_diagnosis, wanted
+
+    d = diagnosis or {}
+    if wanted(profile, parity.passed, d.get("force", False)):
+        parity = attach_diagnosis(
+            parity, artifact=artifact, source=source, calib=calib, val_idx=val_idx, refs=refs, outs=outs,
+            tolerance=dict(parity.tolerances), companions=d.get("companions", ()), progress=progress,
+            trace_cache=d.get("trace_cache"),
+        )
     latency = skipped = None
     if not time_it:
         skipped = "--no-latency"

@@ -78,8 +78,9 @@ def cli(debug: bool) -> None:
 @click.option("--force", is_flag=True, help="Replace an --out folder that edgepack did not write (its content is moved aside to OUT.kept-TIME, not deleted).")
 @click.option("--input-shape", "input_shapes", multiple=True, metavar="NAME=D0,D1,...", help="Static shape of a dynamic input, e.g. images=1,3,320,320 (repeatable; default: from the calibration data).")
 @click.option("--fail-fast", is_flag=True, help="Stop at the first cell that fails, with its exit code (default: record it and build every other cell).")
+@click.option("--diagnose", "diagnose_failed", is_flag=True, help="Name the first divergent layer of every cell that fails parity (also when a profile says [validation] diagnose = \"never\").")
 @debug_option
-def build(model, calibration, targets, out, allow_pickle, quiet, android_assets, android_target, formats, precisions, no_latency, force, input_shapes, fail_fast):
+def build(model, calibration, targets, out, allow_pickle, quiet, android_assets, android_target, formats, precisions, no_latency, force, input_shapes, fail_fast, diagnose_failed):
     """Build, validate and report MODEL (.pt2, .onnx, .keras, or package.module:function) for each --target.
 
     --format and --precision narrow the cells the profiles list; they never add one."""
@@ -101,6 +102,7 @@ def build(model, calibration, targets, out, allow_pickle, quiet, android_assets,
         force=force,
         fail_fast=fail_fast,
         input_shapes=list(input_shapes) or None,
+        diagnose=diagnose_failed,
     )
     rows = [terminal_row(r) for r in report.artifacts] + [failed_row(f, TERMINAL_COLUMNS) for f in report.failed_cells]
     click.echo(_table(TERMINAL_COLUMNS, rows))
@@ -159,6 +161,34 @@ def check(artifact, model, calibration, target, precision, as_json, allow_pickle
         click.echo(f"FAIL {result.file} {precision}: {f}", err=True)
     if not result.passed:
         sys.exit(ExitCode.GATE_FAILED)
+
+
+@cli.command()
+@click.argument("artifact")
+@click.option("--model", "-m", required=True, help="The source model the artifact was made from (.pt2, .onnx, .keras, or module:function).")
+@click.option("--calibration", "-c", required=True, help="Calibration data; the held-out samples whose outputs agree worst are diagnosed.")
+@click.option("--target", "-t", help="The target profile the artifact was built with (tolerances, calibration split; default: edgepack's defaults).")
+@click.option("--precision", "-p", default=None, help="The artifact's precision (default: from its file name, e.g. model.int8.tflite, else fp32).")
+@click.option("--against", metavar="OTHER_ARTIFACT", help="Also diagnose another artifact of the same model and say which diverges first.")
+@click.option("--samples", "-n", default=4, show_default=True, help="How many of the worst-agreeing samples to run.")
+@click.option("--json", "as_json", is_flag=True, help="Print the diagnosis as JSON (the report.json 'diagnosis' entry).")
+@click.option("--allow-pickle", is_flag=True, help="Allow loading pickled data (only for files you trust).")
+@click.option("--quiet", "-q", is_flag=True, help="No progress lines.")
+@debug_option
+def diagnose(artifact, model, calibration, target, precision, against, samples, as_json, allow_pickle, quiet):
+    """Find the first layer where ARTIFACT (.ort, .tflite, .mlpackage) diverges from its source model.
+
+    Exit 0 when the diagnosis is made (whatever it finds); errors exit as usual."""
+    import json
+
+    from .diagnose import diagnose_artifact, render_table
+
+    result = diagnose_artifact(
+        artifact, model, calibration, target=target, precision=precision, against=against, samples=samples, allow_pickle=allow_pickle, progress=CliProgress(quiet)
+    )
+    click.echo(json.dumps(result, indent=2) if as_json else render_table(result, WIDTH))
+    for n in result.get("notes", []):
+        click.echo(f"note: {n}", err=True)
 
 
 @cli.command()

@@ -28,6 +28,7 @@ MAX_LATENCY_RUNS = 10_000
 MAX_LATENCY_WARMUP = 1_000
 MAX_SAMPLES = 100_000  # validation.max_samples, quantization.calibration_samples
 MAX_CALIBRATION_MB = 1_000_000
+DIAGNOSE_MODES = ("on-failure", "never", "always")  # validation.diagnose
 MAX_CELL_TIMEOUT_S = 86_400.0  # limits.cell_timeout_s: one day
 HOST_THREADS_PER_CORE = 4  # host runs use at most this many threads per core of this machine
 
@@ -61,6 +62,7 @@ class ValidationSettings:
     split: float = 0.4  # share of the calibration folder held out for parity
     max_samples: int = 200
     max_calibration_mb: int = 4096  # decompressed calibration data, checked from the array headers before reading
+    diagnose: str = "on-failure"  # first-divergent-layer diagnosis of a cell: on-failure | never | always
 
     @property
     def max_calibration_bytes(self) -> int:
@@ -331,14 +333,17 @@ def load_profile(path: Path) -> TargetProfile:
     if not 50.0 < quant.percentile <= 100.0:
         raise ConfigError(f"{path}: key 'quantization.percentile' must be in (50, 100], got {quant.percentile}")
 
-    v = top.table("validation", ("split", "max_samples", "max_calibration_mb"))
+    v = top.table("validation", ("split", "max_samples", "max_calibration_mb", "diagnose"))
     validation = ValidationSettings(
         split=v.get("split", float, 0.4),
         max_samples=_positive(path, "validation.max_samples", v.get("max_samples", int, 200), most=MAX_SAMPLES),
         max_calibration_mb=_positive(
             path, "validation.max_calibration_mb", v.get("max_calibration_mb", int, ValidationSettings.max_calibration_mb), most=MAX_CALIBRATION_MB
         ),
+        diagnose=v.get("diagnose", str, "on-failure"),
     )
+    if validation.diagnose not in DIAGNOSE_MODES:
+        raise ConfigError(f"{path}: key 'validation.diagnose' must be one of {', '.join(DIAGNOSE_MODES)}, got {validation.diagnose!r}")
     if not 0.0 < validation.split < 1.0:
         raise ConfigError(f"{path}: key 'validation.split' must be between 0 and 1, got {validation.split}")
 

@@ -142,6 +142,7 @@ class ParityReport:
     samples: int
     notes: tuple[str, ...] = ()
     min_samples: int = 0  # the profile's validation.min_samples that this parity was held to
+    diagnosis: dict[str, Any] | None = None  # edgepack/diagnose: the first divergent layer (contract in its docstring)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -154,6 +155,7 @@ class ParityReport:
             "reference_accuracy": self.reference_accuracy,
             "outputs": [o.to_json() for o in self.outputs],
             "notes": list(self.notes),
+            "diagnosis": self.diagnosis,
         }
 
 

@@ -49,6 +49,23 @@ class Session(ABC):
         """What the runs so far showed that the report should say (e.g. values that overflow fp16)."""
         return []
 
+    # Diagnosis hooks (edgepack/diagnose): sessions from Runtime.diagnosis_session implement them.
+    def intermediates(self, feeds: Sample) -> dict[str, np.ndarray]:
+        """Every intermediate float tensor of one run on source-side feeds, by the artifact's tensor
+        name, dequantised to float32, in the artifact's own layout."""
+        raise ConversionError(f"{type(self).__name__}: this runtime cannot show intermediate tensors")
+
+    def provenance(self) -> dict[str, dict]:
+        """For each tensor intermediates() returns, in graph order: {"source_name": the source tensor
+        name the converter kept (or None), "op_type", "scale", "range": [lo, hi] of a quantised
+        tensor (or None), "layout": "nhwc" where the artifact holds 4-D tensors transposed}."""
+        return {}
+
+
+class CompanionMissing(ConversionError):
+    """The artifact cannot be opened for diagnosis without a file it was made from (the ONNX an .ort
+    was saved from); the diagnosis then rebuilds it."""
+
 
 class Runtime(ABC):
     name: ClassVar[str]
@@ -61,6 +78,11 @@ class Runtime(ABC):
 
     @abstractmethod
     def version(self) -> str: ...
+
+    def diagnosis_session(self, path: Path, *, source_inputs: tuple[TensorSpec, ...], source_outputs: tuple[TensorSpec, ...], companions: tuple[Path, ...] = ()) -> Session:
+        """A session whose intermediates() and provenance() work. `companions`: folders that may hold
+        the files the artifact was made from (a build's work folder)."""
+        raise ConversionError(f"{path}: the {self.name} runtime cannot show intermediate tensors; `edgepack diagnose` does not support it")
 
 
 _RUNTIMES: dict[str, type[Runtime]] = {}

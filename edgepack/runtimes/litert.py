@@ -245,3 +245,9 @@ class LiteRt(Runtime):
             raise ConversionError(f"{path}: {exc}") from exc
         interp = open_checked(Path(path), str(Path(path).name), threads=threads, xnnpack=True)
         return LiteRtSession(interp, graph, metadata.read(buf), source_inputs, source_outputs)
+
+    def diagnosis_session(self, path: Path, *, source_inputs, source_outputs, companions=()) -> Session:
+        """Every op output, from the interpreter's preserved tensors (litert_diagnosis)."""
+        from .litert_diagnosis import open_diagnosis
+
+        return open_diagnosis(Path(path), source_inputs, source_outputs)

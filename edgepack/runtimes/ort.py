@@ -75,3 +75,9 @@ class OnnxRuntime(Runtime):
         except Exception as exc:
             raise ConversionError(f"{path}: onnxruntime cannot load the artifact ({str(exc).splitlines()[0]})") from exc
         return OrtSession(sess, path, source_inputs, source_outputs)
+
+    def diagnosis_session(self, path: Path, *, source_inputs, source_outputs, companions=()) -> Session:
+        """The ONNX the artifact was saved from, with every intermediate tensor exposed (ort_diagnosis)."""
+        from .ort_diagnosis import open_diagnosis
+
+        return open_diagnosis(Path(path), source_inputs, source_outputs, tuple(companions))
