@@ -40,4 +40,8 @@ def to_ort(onnx_path: Path, ort_path: Path, *, target_platform: str, optimizatio
 
     config = ort_path.with_name(ort_path.stem + CONFIG_SUFFIX)
     create_config_from_models([ort_path], config, True)
+    # The config's header lists the models it came from by their full path (here, the work folder's);
+    # keep the file name only, so that the same model gives the same config wherever it was built.
+    text = config.read_text(encoding="utf-8").replace(str(ort_path), ort_path.name)
+    config.write_text(text, encoding="utf-8")
     return config
