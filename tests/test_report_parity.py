@@ -3,6 +3,7 @@ the cross-format parity matrix in report.json / report.md / report.html, inline 
 terminal summary that fits 100 columns. Results are built in code (no conversion): fast."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import re
@@ -173,7 +174,7 @@ def _with_diagnosis_and_estimate(rep: BuildReport) -> BuildReport:
     diag = {"against": "source", "samples": ["s0"], "mapped": {"source_tensors": 9, "artifact_tensors": 11, "pairs": 5}, "layers": layers,
             "first_divergent": {"index": 3, "source_name": "features.3.conv", "op_type": "Conv", "sqnr_before": 45.5, "sqnr_after": 12.0,
                                 "scale": 0.031, "range": [-4.0, 3.9]}}
-    object.__setattr__(rep.artifacts[1].parity, "diagnosis", diag)  # ParityReport.diagnosis is H5's field (contract)
+    rep.artifacts[1].parity = dataclasses.replace(rep.artifacts[1].parity, diagnosis=diag)
     rep.artifacts[1].latency_estimate = {"label": "estimated-device", "device": "Pixel 4", "ms": 2.4, "error_pct": 18.0, "threads": 4}
     return rep
 
@@ -265,3 +266,19 @@ def test_terminal_summary_fits_100_columns_in_the_worst_case():
     assert lines[2].split()[:3] == ["a-target-nam…", "tflite", "dynamic_int8"] and "not measured" in lines[2]
     assert lines[-1].startswith("FAIL a-target-nam… tflite dynamic_int8 a-very-long-output-name-that-goes-on (class_scores): ")
     assert lines[-1].endswith("…") and len(lines[-1]) == 100
+
+
+def test_artifact_against_artifact_draws_both_curves_and_says_which_diverges_first():
+    rep = two_output_build()
+    layers = [{"index": i, "source_name": f"l{i}", "op_type": "Conv", "sqnr_db": a, "other_sqnr_db": b}
+              for i, (a, b) in enumerate([(40.0, 41.0), (38.0, 12.0), (11.0, 10.0)])]
+    diag = {"against": "m.int8.tflite", "artifact": "m.int8.ort", "samples": ["s0"], "mapped": {"source_tensors": 3, "artifact_tensors": 3, "pairs": 3},
+            "band_db": 20.0, "layers": layers, "first_divergent": {"index": 2, "source_name": "l2", "op_type": "Conv", "sqnr_before": 38.0, "sqnr_after": 11.0},
+            "other": {"layers": [], "first_divergent": None}, "verdict": "m.int8.tflite diverges first, at layer 1 (l1, Conv); m.int8.ort at layer 2 (l2)"}
+    rep.artifacts[1].parity = dataclasses.replace(rep.artifacts[1].parity, diagnosis=diag)
+    page = report_html(rep, report_json(rep))
+    lay = _svgs(page)["layers"]
+    curves = {p.get("class"): len(p.get("points").split()) for p in lay.iter(SVG + "polyline")}
+    assert curves == {"curve": 3, "curve other": 3}
+    assert [ln.get("class") for ln in lay.iter(SVG + "line") if ln.get("class") == "band"] == ["band"]
+    assert "Verdict: m.int8.tflite diverges first, at layer 1 (l1, Conv); m.int8.ort at layer 2 (l2)." in page

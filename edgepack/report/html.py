@@ -123,12 +123,12 @@ def diagnosis_section(report: BuildReport) -> str:
     many = len({r.target for r in report.artifacts}) > 1
     parts = []
     for r in report.artifacts:
-        d = getattr(r.parity, "diagnosis", None)
+        d = r.parity.diagnosis
         if not d or not d.get("layers"):
             continue
         title = f"{_label(r, many)} against {d.get('against', 'source')}"
         text = diagnosis_text(d)
-        parts.append(f"<h3>{e(title)}</h3><p>{e(text)}</p>{layer_curve(d['layers'], d.get('first_divergent'), title)}")
+        parts.append(f"<h3>{e(title)}</h3><p>{e(text)}</p>{layer_curve(d['layers'], d.get('first_divergent'), title, band_db=d.get('band_db'), other=d.get('against') if d.get('other') is not None else None)}")
     return "<h2>Diagnosis</h2>" + "".join(parts) if parts else ""
 
 

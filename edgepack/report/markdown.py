@@ -81,7 +81,7 @@ def report_markdown(report: BuildReport, matrix: dict | None = None) -> str:
     lines += outputs_table(report)
     lines += matrix_table(matrix if matrix is not None else parity_matrix(report))
     for r in report.artifacts:
-        f, n, d = failures(r), notes(r), getattr(r.parity, "diagnosis", None)
+        f, n, d = failures(r), notes(r), r.parity.diagnosis
         if f or n or d:
             lines.append(f"**{r.target} · {r.artifact.format} · {r.artifact.precision}** (`{r.file}`)")
             lines += [f"- ❌ {x}" for x in f] + [f"- {x}" for x in n]

@@ -194,6 +194,8 @@ def diagnosis_text(d: dict) -> str:
     mapped = d.get("mapped") or {}
     text = f"Mapped {mapped.get('pairs', '?')} tensor pairs ({mapped.get('source_tensors', '?')} source, {mapped.get('artifact_tensors', '?')} artifact tensors)."
     fd = d.get("first_divergent")
+    if d.get("verdict"):  # artifact against artifact: which diverges first
+        text += f" Verdict: {d['verdict']}."
     if not fd:
         return text + " No layer diverges."
     rng = fd.get("range")

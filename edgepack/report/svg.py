@@ -9,7 +9,7 @@ import math
 from dataclasses import dataclass
 from html import escape
 
-from .summary import human_size
+from .summary import clip, human_size
 
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22")
 FAIL = "#c00"
@@ -169,10 +169,28 @@ def latency_chart(bars: list[Bar], width: int = 760) -> str:
     return _svg(width, height, "latency p50 per artifact: measured on this machine, and estimated for the device", body, "chart latency")
 
 
-def layer_curve(layers: list[dict], first_divergent: dict | None, title: str, width: int = 680, height: int = 300) -> str:
+def _runs(idx: list[int], known: dict[int, float]) -> list[list[tuple[int, float]]]:
+    """The stretches of consecutive layers that have a value (a curve breaks where one has none)."""
+    runs, run = [], []
+    for i in sorted(idx):
+        if i in known:
+            run.append((i, known[i]))
+        elif run:
+            runs.append(run)
+            run = []
+    return [*runs, run] if run else runs
+
+
+def layer_curve(
+    layers: list[dict], first_divergent: dict | None, title: str, width: int = 680, height: int = 300,
+    band_db: float | None = None, other: str | None = None,
+) -> str:
     """SQNR by layer index (graph order) as a polyline per run of defined values; the first divergent
-    layer is a red circle (class 'divergent') labelled with its index, source name and op type."""
+    layer is a red circle (class 'divergent') labelled with its index, source name and op type.
+    `band_db`: the divergence band, a dashed line; `other`: the name of a second artifact whose
+    per-layer SQNR (each layer's "other_sqnr_db") is a second, dashed curve (class 'curve other')."""
     pts = [(int(t["index"]), float(t["sqnr_db"])) for t in layers if _finite(t.get("sqnr_db"))]
+    opts = [(int(t["index"]), float(t["other_sqnr_db"])) for t in layers if _finite(t.get("other_sqnr_db"))] if other else []
     if not layers:
         return ""
     left, right, top, bottom = 56, 20, 30, 40
@@ -181,7 +199,8 @@ def layer_curve(layers: list[dict], first_divergent: dict | None, title: str, wi
     i_lo, i_hi = min(idx), max(idx)
     if i_hi == i_lo:
         i_hi += 1
-    yt = nice_ticks(min([0.0, *(v for _, v in pts)]), max([10.0, *(v for _, v in pts)]))
+    values = [v for _, v in pts + opts] + ([band_db] if _finite(band_db) else [])
+    yt = nice_ticks(min([0.0, *values]), max([10.0, *values]))
 
     def x(i: float) -> float:
         return left + (i - i_lo) / (i_hi - i_lo) * pw
@@ -200,20 +219,24 @@ def layer_curve(layers: list[dict], first_divergent: dict | None, title: str, wi
     body.append(f"<text x='{left + pw / 2:.1f}' y='{height - 6}' text-anchor='middle'>layer (graph order)</text>")
     body.append(f"<text x='14' y='{top + ph / 2:.1f}' text-anchor='middle' transform='rotate(-90 14 {top + ph / 2:.1f})'>SQNR (dB)</text>")
     body.append(f"<text x='{left}' y='{top - 10}'>{_a(title)}</text>")
-    run: list[tuple[int, float]] = []
-    runs = []
+    if _finite(band_db):
+        yy = _n(y(band_db))
+        body.append(f"<line class='band' x1='{left}' y1='{yy}' x2='{left + pw}' y2='{yy}' stroke='#e69500' stroke-dasharray='6 3'/>")
+        body.append(f"<text x='{left + pw - 4}' y='{_n(y(band_db) - 4)}' text-anchor='end' fill='#a66a00'>divergence band {band_db:.1f} dB</text>")
     known = dict(pts)
-    for i in sorted(idx):
-        if i in known:
-            run.append((i, known[i]))
-        elif run:
-            runs.append(run)
-            run = []
-    if run:
-        runs.append(run)
-    for r in runs:
+    for r in _runs(idx, dict(opts)) if other else []:
+        coords = " ".join(f"{_n(x(i))},{_n(y(v))}" for i, v in r)
+        body.append(f"<polyline class='curve other' points='{coords}' fill='none' stroke='#ff7f0e' stroke-width='1.5' stroke-dasharray='5 3'/>")
+    for r in _runs(idx, known):
         coords = " ".join(f"{_n(x(i))},{_n(y(v))}" for i, v in r)
         body.append(f"<polyline class='curve' points='{coords}' fill='none' stroke='#1f77b4' stroke-width='1.5'/>")
+    if other:
+        lx = left + pw - 200
+        body.append(f"<line x1='{lx}' y1='{top - 14}' x2='{lx + 18}' y2='{top - 14}' stroke='#1f77b4' stroke-width='1.5'/><text x='{lx + 22}' y='{top - 10}'>this artifact</text>")
+        body.append(
+            f"<line x1='{lx + 100}' y1='{top - 14}' x2='{lx + 118}' y2='{top - 14}' stroke='#ff7f0e' stroke-width='1.5' stroke-dasharray='5 3'/>"
+            f"<text x='{lx + 122}' y='{top - 10}'>{_a(clip(other, 14))}</text>"
+        )
     for i, v in pts:
         name = next((t.get("source_name") for t in layers if int(t["index"]) == i), "")
         body.append(f"<circle class='layer' cx='{_n(x(i))}' cy='{_n(y(v))}' r='2.5' fill='#1f77b4'><title>{_a(f'#{i} {name}: {v:.1f} dB')}</title></circle>")
