@@ -79,6 +79,7 @@ class LatencySettings:
 class Budgets:
     max_size_mb: float | None = None
     max_latency_ms: float | None = None  # host p50
+    latency_figure: str = "measured-host"  # or "estimated-device" (the default when the profile has a [device_model])
 
 
 @dataclass(frozen=True)
@@ -108,6 +109,7 @@ class TargetProfile:
     path: Path | None = None
     limits: Limits = field(default_factory=Limits)
     input_shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)  # static shapes for dynamic inputs
+    device_model: Any = None  # estimate.device_model.DeviceModel from [device_model], or None
 
     @property
     def host_threads(self) -> int:
@@ -146,6 +148,7 @@ class TargetProfile:
             "limits": vars(self.limits),
             "input_shapes": {k: list(v) for k, v in self.input_shapes.items()},
             "tolerances": {p: self.tolerance_for(p) for f in self.formats for p in f.precisions},
+            "device_model": self.device_model.to_json() if self.device_model else None,
         }
 
 
@@ -283,7 +286,7 @@ def load_profile(path: Path) -> TargetProfile:
         data,
         "",
         path,
-        ("name", "description", "device", "threads", "formats", "quantization", "validation", "latency", "budgets", "tolerances", "limits", "input_shapes"),
+        ("name", "description", "device", "threads", "formats", "quantization", "validation", "latency", "budgets", "tolerances", "limits", "input_shapes", "device_model"),
     )
     name = top.get("name", str, path.stem)
     if not _NAME.fullmatch(name):
@@ -353,12 +356,17 @@ def load_profile(path: Path) -> TargetProfile:
         runs=_positive(path, "latency.runs", lt.get("runs", int, 50), allow_zero=True, most=MAX_LATENCY_RUNS),
     )
 
-    b = top.table("budgets", ("max_size_mb", "max_latency_ms"))
-    if "max_latency_ms" in b.data and latency.runs == 0:
+    from .estimate.device_model import KEYS as DEVICE_MODEL_KEYS, default_latency_figure, parse_device_model
+
+    device_model = parse_device_model(top.table("device_model", DEVICE_MODEL_KEYS), path)
+    b = top.table("budgets", ("max_size_mb", "max_latency_ms", "latency_figure"))
+    latency_figure = b.get("latency_figure", str, default_latency_figure(device_model), choices=("estimated-device", "measured-host"))
+    if "max_latency_ms" in b.data and latency.runs == 0 and latency_figure == "measured-host":
         raise ConfigError(f"{path}: budgets.max_latency_ms needs latency.runs > 0 (latency is not measured with runs = 0)")
     budgets = Budgets(
         max_size_mb=_positive(path, "budgets.max_size_mb", b.get("max_size_mb", float)),
         max_latency_ms=_positive(path, "budgets.max_latency_ms", b.get("max_latency_ms", float)),
+        latency_figure=latency_figure,
     )
 
     lim = top.table("limits", ("cell_timeout_s",))
@@ -399,6 +407,7 @@ def load_profile(path: Path) -> TargetProfile:
         path=path,
         limits=limits,
         input_shapes=input_shapes,
+        device_model=device_model,
     )
 
 

@@ -170,8 +170,10 @@ class LatencyReport:
     measured_on: str  # "host" or "emulator"; never the device
     runtime: str
 
+    label = "measured-host"  # every LatencyReport is timed on this machine (the emulator's too)
+
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        return {"label": self.label, **asdict(self)}
 
 
 @dataclass
@@ -189,6 +191,7 @@ class ArtifactResult:
     budget_failures: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()  # edgepack's own findings: threads, sizes, skipped checks
     latency_skipped: str | None = None  # why latency is None, e.g. "--no-latency"
+    latency_estimate: dict[str, Any] | None = None  # "estimated-device" figure (edgepack.estimate), never a measurement
 
     @property
     def passed(self) -> bool:
