@@ -106,6 +106,7 @@ def size_sqnr_chart(points: list[Point], width: int = 680, height: int = 380) ->
     body.append(f"<text x='{left + pw / 2:.1f}' y='{height - 8}' text-anchor='middle'>file size (log scale)</text>")
     body.append(f"<text x='14' y='{top + ph / 2:.1f}' text-anchor='middle' transform='rotate(-90 14 {top + ph / 2:.1f})'>lowest output SQNR (dB)</text>")
     palette = colours([p.group for p in points])
+    placed: list[tuple[float, float, float, float]] = []  # label boxes already drawn: x0, y0, x1, y1
     for p in points:
         cx, cy = x(p.size_bytes), y(y_lo if p.sqnr_db is None else p.sqnr_db)
         cls = "point fail" if p.failed else "point"
@@ -116,7 +117,15 @@ def size_sqnr_chart(points: list[Point], width: int = 680, height: int = 380) ->
             f"<circle class='{cls}' cx='{_n(cx)}' cy='{_n(cy)}' r='5' fill='{palette[p.group]}'{stroke}><title>{_a(tip)}</title></circle>"
         )
         text = p.label + (" ✗" if p.failed else "") + (" (non-finite)" if p.sqnr_db is None else "")
-        body.append(f"<text class='label' x='{_n(cx + 8)}' y='{_n(cy - 6)}'>{_a(text)}</text>")
+        w = 6.2 * len(text)  # about the width of 11 px sans-serif
+        end = cx + 8 + w > left + pw  # near the right edge: the label goes left of its point
+        x0 = cx - 8 - w if end else cx + 8
+        ly = cy - 6
+        while any(x0 < b[2] and x0 + w > b[0] and ly - 11 < b[3] and ly > b[1] for b in placed):
+            ly += 13  # below the label it would overlap
+        placed.append((x0, ly - 11, x0 + w, ly))
+        anchor = " text-anchor='end'" if end else ""
+        body.append(f"<text class='label' x='{_n(cx - 8 if end else cx + 8)}' y='{_n(ly)}'{anchor}>{_a(text)}</text>")
     for i, (g, c) in enumerate(palette.items()):
         ly = top + 8 + i * 16
         body.append(f"<circle class='legend' cx='{left + pw + 20}' cy='{ly}' r='5' fill='{c}'/>")
