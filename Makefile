@@ -14,7 +14,7 @@ JVM_FILES ?= /usr/share/java/junit4.jar /usr/share/java/hamcrest-core.jar /usr/s
 USER_ID ?= $(shell id -u)
 APT_GET ?= apt-get
 
-.PHONY: install system-deps demo test test-slow test-all test-extras bench clean
+.PHONY: install system-deps setup-arm64 demo test test-slow test-all test-extras bench clean
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,12 @@ system-deps:
 		echo "  sudo apt-get install -y --no-install-recommends $(JVM_PKGS)"; \
 	fi
 
+# The emulated arm64 runtime (edgepack/arm64, README "arm64 emulation"): qemu-user via apt when root, an
+# arm64 Python and the host's LiteRT/ONNX Runtime wheels in ~/.cache/edgepack/arm64. Idempotent. When it
+# cannot be set up here the arm64 tests are skipped with that reason (EDGEPACK_REQUIRE_ARM64=1 fails instead).
+setup-arm64: install
+	@$(BIN)/edgepack setup arm64 || { [ "$(EDGEPACK_REQUIRE_ARM64)" != 1 ] && echo "edgepack: arm64 set-up failed; the arm64 emulation tests will be skipped"; }
+
 demo: install
 	$(BIN)/edgepack build examples/digits/digits_cnn.pt2 \
 		--calibration calibration_data/digits \
@@ -47,7 +53,7 @@ demo: install
 		--out build/digits
 
 # -rfEs lists failures, errors and every skipped test with its reason (e.g. the JVM tests without a JDK)
-test: install system-deps
+test: install system-deps setup-arm64
 	$(BIN)/python -m pytest -rfEs
 
 test-slow: install

@@ -6,6 +6,8 @@ the buffer each artifact consumed (its dtype and layout), and what the artifact'
 """
 from __future__ import annotations
 
+import dataclasses
+
 import json
 import shutil
 from pathlib import Path
@@ -111,10 +113,13 @@ def export_android_assets(
             built / r.file, threads=1, source_inputs=source.inputs, source_outputs=source.outputs
         )
         per_case = []
-        for case in cases:
+        from .arm64.emulate import arm64_goldens  # what the phone computes: the arm64 run, where the profile emulates one
+
+        arm = arm64_goldens(profile, dataclasses.replace(r.artifact, path=built / r.file), session, [c["feeds"] for c in cases])
+        for k, case in enumerate(cases):
             raw_in = session.raw_feeds(case["feeds"])
-            raw_out = session.run_raw(raw_in)
-            scores = session.run(case["feeds"])
+            raw_out = session.run_raw(raw_in) if arm is None else arm[0][k]
+            scores = session.run(case["feeds"]) if arm is None else arm[1][k]
             per_case.append(
                 {
                     "inputs": [_tensor_json(b.name, np.asarray(raw_in[b.name])) for b in session.inputs],
@@ -125,7 +130,7 @@ def export_android_assets(
                 }
             )
         tol = _tolerance([c.pop("_scores")[0] for c in per_case], session.outputs[0].quantization, r.parity.outputs[0].max_abs)
-        golden_artifacts.append({"file": Path(r.file).name, "tolerance": {"max_abs": tol}, "results": per_case})
+        golden_artifacts.append({"file": Path(r.file).name, "tolerance": {"max_abs": tol}, "results": per_case, "computed_on": arm[2] if arm else "measured-host"})
 
     golden = {
         "schema_version": report.schema_version,

@@ -1,6 +1,7 @@
 """Shared fixtures: tiny models built in code, written as real .pt2/.onnx files."""
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -9,6 +10,10 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # for examples.* entry points
+
+# Builds for the arm64 targets skip their emulated arm64 runs (seconds of QEMU per artifact) unless a
+# test turns them on (tests/test_arm64_*.py) or the environment already says EDGEPACK_ARM64=on.
+os.environ.setdefault("EDGEPACK_ARM64", "off")
 
 DIGITS_PT2 = ROOT / "examples" / "digits" / "digits_cnn.pt2"
 DIGITS_ONNX = ROOT / "examples" / "digits" / "digits_cnn.onnx"
