@@ -12,6 +12,7 @@ a missing set-up or a machine without QEMU is a note and the build goes on. No n
 """
 from __future__ import annotations
 
+import os
 import sys
 from typing import Any
 
@@ -24,6 +25,11 @@ from .runner import GUEST_RUNTIMES, run_arm64
 from .status import NotSetUp
 
 LABEL = "emulated-arm64"
+SWITCH = "EDGEPACK_ARM64"  # "off": builds skip the arm64 runs (a note says so), e.g. quick test tiers
+
+
+def switched_off() -> bool:
+    return os.environ.get(SWITCH, "").strip().lower() in ("0", "off", "false", "no")
 
 
 def availability() -> str | None:
@@ -73,7 +79,7 @@ def emulate_artifact(profile, artifact, session, source, calib, val_idx, refs, p
     if not applies(profile, artifact.runtime):
         return None
     em = profile.emulation
-    why_not = availability()
+    why_not = f"arm64 emulation off ({SWITCH}={os.environ.get(SWITCH)})" if switched_off() else availability()
     if why_not:
         progress.step(f"[{profile.name}] {artifact.format} {artifact.precision}: {why_not}")
         return {"label": LABEL, "ran": False, "note": why_not}
@@ -119,11 +125,16 @@ def emulate_artifact(profile, artifact, session, source, calib, val_idx, refs, p
     }
 
 
-def arm64_goldens(profile, artifact, session, feeds_list, raw_ins) -> tuple[list[list[np.ndarray]], list[list[np.ndarray]], str] | None:
+def arm64_goldens(profile, artifact, session, feeds_list) -> tuple[list[list[np.ndarray]], list[list[np.ndarray]], str] | None:
     """Golden vectors from the arm64 run (what the phone computes): (raw outputs, decoded outputs,
-    label) per case, or None when the profile does not emulate or the runtime is not set up."""
-    if not applies(profile, artifact.runtime) or availability():
+    label) per case, or None (the host's then) when the profile does not emulate this artifact,
+    the runtime is not set up, or the arm64 run fails (the cell's own arm64 parity says so)."""
+    if not applies(profile, artifact.runtime) or switched_off() or availability():
         return None
-    run = run_arm64(artifact, raw_ins, profile.emulation.cpu, output_names=source_order_names(session))
+    raw_ins = [session.raw_feeds(f) for f in feeds_list]
+    try:
+        run = run_arm64(artifact, raw_ins, profile.emulation.cpu, output_names=source_order_names(session))
+    except ConversionError:
+        return None
     decoded = [decode(session, f, outs) for f, outs in zip(feeds_list, run.outputs)]
     return run.outputs, decoded, f"{LABEL} ({profile.emulation.cpu})"
