@@ -409,7 +409,9 @@ def _validate(profile, artifact: Artifact, source, calib, val_idx, refs, root: P
         dataclasses.replace(b, layout=layout) if b.layout is None and len(b.shape) == 4 else b for b in session.inputs
     )
     size = artifact_size(artifact.path)
-    emulated = None  # the arm64 run (edgepack.arm64) sets this: its instruction counts feed the device estimate
+    from .arm64.emulate import emulate_artifact  # the arm64 run under QEMU: parity, vs host, instruction counts
+
+    emulated = emulate_artifact(profile, artifact, session, source, calib, val_idx, refs, progress)
     latency_estimate, estimate_note = estimate_from_emulated(profile, emulated)
     notes += [estimate_note] if estimate_note else []
     budget_failures = []
@@ -440,4 +442,5 @@ def _validate(profile, artifact: Artifact, source, calib, val_idx, refs, root: P
         notes=tuple(notes),
         latency_skipped=skipped,
         latency_estimate=latency_estimate,
+        emulated=emulated,
     )

@@ -264,6 +264,20 @@ def inspect(file, as_json):
         click.echo(f"  {n:5d}  {op}")
 
 
+@cli.command()
+@click.argument("what", type=click.Choice(["arm64"]))
+@click.option("--force", is_flag=True, help="Set it up again from nothing.")
+@debug_option
+def setup(what, force):
+    """Set up an emulated runtime: `arm64` = qemu-user, an arm64 Python with the host's LiteRT and
+    ONNX Runtime versions, and the instruction-counting plugin, in ~/.cache/edgepack/arm64
+    (EDGEPACK_ARM64_HOME). Uses the network; builds never do."""
+    from .arm64.setup import setup_arm64
+
+    home = setup_arm64(CliProgress(), force=force)
+    click.echo(f"arm64 runtime: {home.root}")
+
+
 def main(argv: list[str] | None = None) -> int:
     # TensorFlow (pulled in by coremltools) logs INFO lines to stderr from C++ unless told not to.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

@@ -87,6 +87,18 @@ class Limits:
     cell_timeout_s: float = 1800.0  # one cell's conversion; past it the converter is stopped and the cell fails
 
 
+ARM64_CPUS = ("cortex-a53", "cortex-a57", "cortex-a72", "cortex-a76", "neoverse-n1")  # QEMU 7.2's models; never "max"
+
+
+@dataclass(frozen=True)
+class EmulationSettings:
+    """[emulation]: run .tflite/.ort artifacts in the real arm64 runtimes under QEMU (edgepack/arm64)."""
+
+    arm64: bool = False  # the shipped arm64 targets set it true
+    cpu: str = "cortex-a76"
+    samples: int = 3  # validation samples run emulated (each costs seconds of CPU under QEMU)
+
+
 @dataclass(frozen=True)
 class FormatSpec:
     name: str
@@ -110,6 +122,7 @@ class TargetProfile:
     limits: Limits = field(default_factory=Limits)
     input_shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)  # static shapes for dynamic inputs
     device_model: Any = None  # estimate.device_model.DeviceModel from [device_model], or None
+    emulation: EmulationSettings = field(default_factory=EmulationSettings)
 
     @property
     def host_threads(self) -> int:
@@ -149,6 +162,7 @@ class TargetProfile:
             "input_shapes": {k: list(v) for k, v in self.input_shapes.items()},
             "tolerances": {p: self.tolerance_for(p) for f in self.formats for p in f.precisions},
             "device_model": self.device_model.to_json() if self.device_model else None,
+            "emulation": vars(self.emulation),
         }
 
 
@@ -286,7 +300,7 @@ def load_profile(path: Path) -> TargetProfile:
         data,
         "",
         path,
-        ("name", "description", "device", "threads", "formats", "quantization", "validation", "latency", "budgets", "tolerances", "limits", "input_shapes", "device_model"),
+        ("name", "description", "device", "threads", "formats", "quantization", "validation", "latency", "budgets", "tolerances", "limits", "input_shapes", "device_model", "emulation"),
     )
     name = top.get("name", str, path.stem)
     if not _NAME.fullmatch(name):
@@ -369,6 +383,13 @@ def load_profile(path: Path) -> TargetProfile:
         latency_figure=latency_figure,
     )
 
+    em = top.table("emulation", ("arm64", "cpu", "samples"))
+    emulation = EmulationSettings(
+        arm64=em.get("arm64", bool, False),
+        cpu=em.get("cpu", str, "cortex-a76", choices=ARM64_CPUS),
+        samples=_positive(path, "emulation.samples", em.get("samples", int, 3), most=MAX_SAMPLES),
+    )
+
     lim = top.table("limits", ("cell_timeout_s",))
     limits = Limits(cell_timeout_s=_positive(path, "limits.cell_timeout_s", lim.get("cell_timeout_s", float, Limits.cell_timeout_s), most=MAX_CELL_TIMEOUT_S))
     input_shapes = {}
@@ -408,6 +429,7 @@ def load_profile(path: Path) -> TargetProfile:
         limits=limits,
         input_shapes=input_shapes,
         device_model=device_model,
+        emulation=emulation,
     )
 
 

@@ -191,11 +191,13 @@ class ArtifactResult:
     budget_failures: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()  # edgepack's own findings: threads, sizes, skipped checks
     latency_skipped: str | None = None  # why latency is None, e.g. "--no-latency"
+    emulated: dict[str, Any] | None = None  # edgepack.arm64: the arm64 run under QEMU (parity, vs host, counts) or a note
     latency_estimate: dict[str, Any] | None = None  # "estimated-device" figure (edgepack.estimate), never a measurement
 
     @property
     def passed(self) -> bool:
-        return self.parity.passed and not self.budget_failures
+        arm64_failed = bool(self.emulated) and (self.emulated.get("parity") or {}).get("passed") is False
+        return self.parity.passed and not self.budget_failures and not arm64_failed
 
     @property
     def format(self) -> str:
