@@ -39,21 +39,25 @@ def main(argv=None) -> int:
     rows, est = [], {}
     print(f"device model {profile.device_model.fit} ({fit['grouping']}), target {profile.name}: {profile.device_model.core} "
           f"{profile.device_model.clock_ghz} GHz, {profile.threads} threads")
-    print(f"{'net':<20} {'prec':<5} {'device':<8} {'published':>9} {'loo est.':>9} {'error':>7}")
-    for p in fit["points"]:
-        e, _ = estimate_latency(profile, p["counts"], counted_on=fit["count_cpu"])
-        est[(p["net"], p["precision"])] = e["ms"]
-        rows.append({"net": p["net"], "precision": p["precision"], "device": p["device"], "published_ms": p["ms"],
-                     "loo_ms": p["loo_ms"], "loo_error_pct": p["loo_error_pct"], "estimate_ms_on_target": e["ms"],
-                     "instructions_total": p["counts"]["total"], "source": p["source"]})
-        print(f"{p['net']:<20} {p['precision']:<5} {p['device']:<8} {p['ms']:>7.2f}ms {p['loo_ms']:>7.2f}ms {p['loo_error_pct']:>+6.1f}%")
-    worst = max(abs(r["loo_error_pct"]) for r in rows)
+    print(f"{'net':<20} {'prec':<5} {'device':<8} {'published':>9} {'estimate':>9} {'error':>7}")
+    for role, pts in (("fitted (leave-one-out)", fit["points"]), ("held out (predicted)", fit.get("held_out", []))):
+        for p in pts:
+            e, _ = estimate_latency(profile, p["counts"], counted_on=fit["count_cpu"])
+            est[(p["net"], p["precision"])] = e["ms"]
+            pred, err = (p["loo_ms"], p["loo_error_pct"]) if "loo_ms" in p else (p["predicted_ms"], p["error_pct"])
+            rows.append({"net": p["net"], "precision": p["precision"], "device": p["device"], "core": p["core"], "role": role,
+                         "published_ms": p["ms"], "predicted_ms": pred, "error_pct": err, "estimate_ms_on_target": e["ms"],
+                         "instructions_total": p["counts"]["total"], "source": p["source"]})
+            print(f"{p['net']:<20} {p['precision']:<5} {p['device']:<8} {p['ms']:>7.2f}ms {pred:>7.2f}ms {err:>+6.1f}%  {role}")
+    worst = max(abs(r["error_pct"]) for r in rows if r["role"].startswith("fitted"))
     ratios = {}
     for net in sorted({r["net"] for r in rows}):
         if (net, "int8") in est and (net, "fp32") in est:
             pub = {r["precision"]: r["published_ms"] for r in rows if r["net"] == net}
             ratios[net] = {"estimated": round(est[(net, "int8")] / est[(net, "fp32")], 3), "published": round(pub["int8"] / pub["fp32"], 3)}
-    print(f"largest leave-one-out error: {worst:.1f}% (goal within {GOAL_PCT:g}%: {'met' if worst <= GOAL_PCT else 'NOT met'})")
+    print(f"largest leave-one-out error over the {len(fit['points'])} fitted points: {worst:.1f}% (goal within {GOAL_PCT:g}%: {'met' if worst <= GOAL_PCT else 'NOT met'})")
+    if fit.get("held_out"):
+        print(f"held out: {fit['held_out_reason']}")
     for net, r in ratios.items():
         inside = RATIO_GOAL[0] <= r["estimated"] <= RATIO_GOAL[1]
         print(f"int8/fp32 on {profile.name}, {net}: estimated {r['estimated']:.2f}, published {r['published']:.2f} "
@@ -74,6 +78,7 @@ def main(argv=None) -> int:
         "goal_met": worst <= GOAL_PCT,
         "int8_fp32_ratio": ratios,
         "ratio_goal": list(RATIO_GOAL),
+        "held_out_reason": fit.get("held_out_reason"),
         "candidates": fit.get("candidates", {}),
         "coreml": coreml,
         "host": {"machine": platform.machine(), "python": platform.python_version()},
