@@ -134,7 +134,7 @@ def build(model, calibration, targets, out, allow_pickle, quiet, android_assets,
 @click.option("--model", "-m", required=True, help="The source model the artifact was made from (.pt2, .onnx, .keras, or module:function).")
 @click.option("--calibration", "-c", required=True, help="Calibration data; its held-out part is used, as in build.")
 @click.option("--target", "-t", help="A target name or profile .toml: threads, tolerances, latency runs, budgets (default: edgepack's defaults).")
-@click.option("--precision", "-p", default="fp32", show_default=True, help="Which precision's tolerances apply (e.g. int8).")
+@click.option("--precision", "-p", default=None, help="Which precision's tolerances apply (e.g. int8); default: the precision edgepack stored in the artifact, else fp32.")
 @click.option("--json", "as_json", is_flag=True, help="Print the artifact's report entry as JSON.")
 @click.option("--allow-pickle", is_flag=True, help="Allow loading pickled data (only for files you trust).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress lines.")
@@ -158,7 +158,7 @@ def check(artifact, model, calibration, target, precision, as_json, allow_pickle
         for n in notes(result):
             click.echo(f"note: {n}", err=True)
     for f in failures(result):
-        click.echo(f"FAIL {result.file} {precision}: {f}", err=True)
+        click.echo(f"FAIL {result.file} {result.precision}: {f}", err=True)
     if not result.passed:
         sys.exit(ExitCode.GATE_FAILED)
 

@@ -28,7 +28,6 @@ MAX_LATENCY_RUNS = 10_000
 MAX_LATENCY_WARMUP = 1_000
 MAX_SAMPLES = 100_000  # validation.max_samples, quantization.calibration_samples
 MAX_CALIBRATION_MB = 1_000_000
-DIAGNOSE_MODES = ("on-failure", "never", "always")  # validation.diagnose
 MAX_CELL_TIMEOUT_S = 86_400.0  # limits.cell_timeout_s: one day
 HOST_THREADS_PER_CORE = 4  # host runs use at most this many threads per core of this machine
 
@@ -39,8 +38,12 @@ TOLERANCE_KEYS = (
     "min_cosine",
     "min_sqnr_db",
     "min_top1_agreement",
+    "min_top5_agreement",  # class outputs with more than 5 classes: the source's top-1 in the artifact's top-5
+    "min_exact_match",  # integer outputs: share of values equal to the source's
     "max_accuracy_drop",
 )
+DIAGNOSE_MODES = ("on-failure", "never", "always")  # validation.diagnose
+MIN_VALIDATION_SAMPLES = 8  # validation.min_samples default: fewer held-out samples refuse parity
 # Used for a precision whose tolerances the profile does not give.
 DEFAULT_TOLERANCES: dict[str, dict[str, float]] = {
     "fp32": {"max_abs": 1e-4, "min_cosine": 0.99999},
@@ -62,6 +65,7 @@ class ValidationSettings:
     split: float = 0.4  # share of the calibration folder held out for parity
     max_samples: int = 200
     max_calibration_mb: int = 4096  # decompressed calibration data, checked from the array headers before reading
+    min_samples: int = MIN_VALIDATION_SAMPLES  # fewer held-out samples than this: InputError before parity
     diagnose: str = "on-failure"  # first-divergent-layer diagnosis of a cell: on-failure | never | always
 
     @property
@@ -121,6 +125,10 @@ class TargetProfile:
     path: Path | None = None
     limits: Limits = field(default_factory=Limits)
     input_shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)  # static shapes for dynamic inputs
+    # [tolerances.<precision>.<format>], [tolerances.<precision>[.<format>].outputs.<NAME>], keyed by the
+    # dotted path after "tolerances." ("int8.tflite", "int8.outputs.boxes", ...); see validate/tolerances.py
+    tolerance_overrides: dict[str, dict[str, float]] = field(default_factory=dict)
+    output_kinds: dict[str, str] = field(default_factory=dict)  # [outputs.NAME] kind = "boxes"
     device_model: Any = None  # estimate.device_model.DeviceModel from [device_model], or None
     emulation: EmulationSettings = field(default_factory=EmulationSettings)
 
@@ -143,8 +151,17 @@ class TargetProfile:
             return f"{note}, so host runs use {self.host_threads} threads ({HOST_THREADS_PER_CORE} per core)"
         return f"{note}; host latency with {self.threads} threads is not what the device measures"
 
-    def tolerance_for(self, precision: str) -> dict[str, float]:
-        return dict(self.tolerances.get(precision) or DEFAULT_TOLERANCES.get(precision, {}))
+    def tolerance_for(self, precision: str, format: str | None = None, output: str | None = None) -> dict[str, float]:
+        """The thresholds for one cell (and one output of it); the most specific level wins per key."""
+        from .validate.tolerances import resolve, values
+
+        return values(resolve(self, precision, format, output))
+
+    def tolerance_sources(self, precision: str, format: str | None = None, output: str | None = None):
+        """Like tolerance_for, with where each value came from: {key: Threshold(value, source)}."""
+        from .validate.tolerances import resolve
+
+        return resolve(self, precision, format, output)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -161,6 +178,8 @@ class TargetProfile:
             "limits": vars(self.limits),
             "input_shapes": {k: list(v) for k, v in self.input_shapes.items()},
             "tolerances": {p: self.tolerance_for(p) for f in self.formats for p in f.precisions},
+            "tolerance_overrides": {k: dict(v) for k, v in self.tolerance_overrides.items()},
+            "output_kinds": dict(self.output_kinds),
             "device_model": self.device_model.to_json() if self.device_model else None,
             "emulation": vars(self.emulation),
         }
@@ -300,7 +319,7 @@ def load_profile(path: Path) -> TargetProfile:
         data,
         "",
         path,
-        ("name", "description", "device", "threads", "formats", "quantization", "validation", "latency", "budgets", "tolerances", "limits", "input_shapes", "device_model", "emulation"),
+        ("name", "description", "device", "threads", "formats", "quantization", "validation", "latency", "budgets", "tolerances", "limits", "input_shapes", "outputs", "device_model", "emulation"),
     )
     name = top.get("name", str, path.stem)
     if not _NAME.fullmatch(name):
@@ -350,13 +369,14 @@ def load_profile(path: Path) -> TargetProfile:
     if not 50.0 < quant.percentile <= 100.0:
         raise ConfigError(f"{path}: key 'quantization.percentile' must be in (50, 100], got {quant.percentile}")
 
-    v = top.table("validation", ("split", "max_samples", "max_calibration_mb", "diagnose"))
+    v = top.table("validation", ("split", "max_samples", "max_calibration_mb", "min_samples", "diagnose"))
     validation = ValidationSettings(
         split=v.get("split", float, 0.4),
         max_samples=_positive(path, "validation.max_samples", v.get("max_samples", int, 200), most=MAX_SAMPLES),
         max_calibration_mb=_positive(
             path, "validation.max_calibration_mb", v.get("max_calibration_mb", int, ValidationSettings.max_calibration_mb), most=MAX_CALIBRATION_MB
         ),
+        min_samples=_positive(path, "validation.min_samples", v.get("min_samples", int, MIN_VALIDATION_SAMPLES), most=MAX_SAMPLES),
         diagnose=v.get("diagnose", str, "on-failure"),
     )
     if validation.diagnose not in DIAGNOSE_MODES:
@@ -399,20 +419,14 @@ def load_profile(path: Path) -> TargetProfile:
         input_shapes[iname] = tuple(dims)
 
     all_precisions = sorted({p for cls in known.values() for p in cls.precisions})
-    tol_top = top.table("tolerances", tuple(all_precisions))
-    tolerances = {}
-    for prec in tol_top.data:
-        t = tol_top.table(prec, TOLERANCE_KEYS)
-        tolerances[prec] = {k: t.get(k, float) for k in TOLERANCE_KEYS if k in t.data}
-        for k, v in tolerances[prec].items():
-            bad = v < 0 or (k in ("min_cosine", "min_top1_agreement") and v > 1)
-            if bad:
-                raise ConfigError(f"{path}: key 'tolerances.{prec}.{k}' is {v:g}; it must be {'between 0 and 1' if k.startswith('min_') and k != 'min_sqnr_db' else '>= 0'}")
+    tolerances, tolerance_overrides = _tolerance_tables(top.table("tolerances", tuple(all_precisions)), known)
+    from .validate.output_kinds import KINDS
 
-    for spec in specs:  # a format's own defaults for precisions that DEFAULT_TOLERANCES lacks
-        for prec in spec.precisions:
-            if prec not in tolerances and prec not in DEFAULT_TOLERANCES and prec in known[spec.name].tolerances:
-                tolerances[prec] = dict(known[spec.name].tolerances[prec])
+    output_kinds = {}  # output names are checked against the model at build time
+    for oname, body in top.get("outputs", dict, {}).items():
+        if not isinstance(body, dict):
+            raise ConfigError(f"{path}: key 'outputs.{oname}' must be a table, e.g. [outputs.{oname}] kind = \"boxes\"")
+        output_kinds[oname] = _Table(body, f"outputs.{oname}", path, ("kind",)).get("kind", str, required=True, choices=KINDS)
 
     return TargetProfile(
         name=name,
@@ -428,9 +442,47 @@ def load_profile(path: Path) -> TargetProfile:
         path=path,
         limits=limits,
         input_shapes=input_shapes,
+        tolerance_overrides=tolerance_overrides,
+        output_kinds=output_kinds,
         device_model=device_model,
         emulation=emulation,
     )
+
+
+def _tolerance_values(t: _Table) -> dict[str, float]:
+    """The metric keys of one [tolerances...] table, typed and range-checked."""
+    out = {k: t.get(k, float) for k in TOLERANCE_KEYS if k in t.data}
+    for k, v in out.items():
+        unit = k.startswith("min_") and k != "min_sqnr_db"
+        if v < 0 or (unit and v > 1):
+            raise ConfigError(f"{t.file}: key '{t.where}.{k}' is {v:g}; it must be {'between 0 and 1' if unit else '>= 0'}")
+    return out
+
+
+def _output_tables(parent: _Table, prefix: str, into: dict[str, dict[str, float]]) -> None:
+    outs = parent.get("outputs", dict, {})
+    for oname, body in outs.items():
+        if not isinstance(body, dict):
+            raise ConfigError(f"{parent.file}: key '{parent.where}.outputs.{oname}' must be a table of tolerances, e.g. [{parent.where}.outputs.{oname}] min_cosine = 0.99")
+        into[f"{prefix}.outputs.{oname}"] = _tolerance_values(_Table(body, f"{parent.where}.outputs.{oname}", parent.file, TOLERANCE_KEYS))
+
+
+def _tolerance_tables(tol_top: _Table, known: dict) -> tuple[dict[str, dict[str, float]], dict[str, dict[str, float]]]:
+    """[tolerances.<precision>] (metric keys) and its nested format / outputs tables."""
+    tolerances, overrides = {}, {}
+    for prec in tol_top.data:
+        fmts = tuple(f for f, cls in known.items() if prec in cls.precisions)
+        t = tol_top.table(prec, (*TOLERANCE_KEYS, *fmts, "outputs"))
+        values = _tolerance_values(t)
+        if values:
+            tolerances[prec] = values
+        _output_tables(t, prec, overrides)
+        for fname in fmts:
+            if fname in t.data:
+                ft = t.table(fname, (*TOLERANCE_KEYS, "outputs"))
+                overrides[f"{prec}.{fname}"] = _tolerance_values(ft)
+                _output_tables(ft, f"{prec}.{fname}", overrides)
+    return tolerances, overrides
 
 
 def default_profile(name: str = "default") -> TargetProfile:

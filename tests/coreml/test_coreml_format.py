@@ -201,7 +201,8 @@ def test_digits_builds_all_three_formats_in_one_command(tmp_path):
 
 
 def test_fp16_overflow_is_flagged_in_the_report(tmp_path):
-    """An intermediate beyond 65504 in an fp16 program overflows on device; the report says so."""
+    """An intermediate beyond 65504 in an fp16 program overflows on device: the cell fails parity
+    although the clamp hides it from the output (issue #10: a failure, not only a note)."""
     import torch
 
     class Big(torch.nn.Module):
@@ -212,13 +213,15 @@ def test_fp16_overflow_is_flagged_in_the_report(tmp_path):
     model = tmp_path / "big.pt2"
     torch.export.save(torch.export.export(Big().eval(), (torch.ones(1, 4),)), str(model))
     calib = tmp_path / "c.npz"
-    np.savez(calib, x=np.ones((6, 4), np.float32))
-    prof = _profile(tmp_path, ["fp16"], val=3)
+    np.savez(calib, x=np.ones((20, 4), np.float32))
+    prof = _profile(tmp_path, ["fp16"], val=8)
     rep = edgepack.build(str(model), calib, [prof], tmp_path / "o")
-    notes = rep.results[0].parity.notes
-    assert any("would overflow to inf on device" in n for n in notes), notes
+    parity = rep.results[0].parity
+    assert parity.outputs[0].passed and parity.outputs[0].max_abs == 0.0  # the clamp hides it from the output
+    assert not parity.passed and rep.exit_code == 1
+    assert any(f.startswith("fp16 overflow in the Core ML emulator: ") and "would overflow to inf on device" in f for f in parity.failures), parity.failures
     report = json.loads((tmp_path / "o" / "report.json").read_text())
-    assert any("overflow" in n for n in report["artifacts"][0]["parity"]["notes"])
+    assert any("overflow" in f for f in report["artifacts"][0]["parity"]["failures"])
 
 
 def test_core_ml_problems_are_refused_before_any_conversion(tmp_path):
