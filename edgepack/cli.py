@@ -85,7 +85,7 @@ def build(model, calibration, targets, out, allow_pickle, quiet, android_assets,
 
     --format and --precision narrow the cells the profiles list; they never add one."""
     from .api import build as run_build
-    from .report.summary import TERMINAL_COLUMNS, failed_row, failures, terminal_row
+    from .report.summary import failures, terminal_lines
 
     report = run_build(
         model,
@@ -104,8 +104,8 @@ def build(model, calibration, targets, out, allow_pickle, quiet, android_assets,
         input_shapes=list(input_shapes) or None,
         diagnose=diagnose_failed,
     )
-    rows = [terminal_row(r) for r in report.artifacts] + [failed_row(f, TERMINAL_COLUMNS) for f in report.failed_cells]
-    click.echo(_table(TERMINAL_COLUMNS, rows))
+    for line in terminal_lines(report.artifacts, report.failed_cells):  # the worst output per cell, a line per failing output
+        click.echo(line)
     click.echo("")
     for line in _footer(report.artifacts):
         click.echo(line)
@@ -146,7 +146,7 @@ def check(artifact, model, calibration, target, precision, as_json, allow_pickle
 
     from .api import check as run_check
     from .report.json_report import artifact_json
-    from .report.summary import TERMINAL_COLUMNS, failures, notes, terminal_row
+    from .report.summary import failures, notes, terminal_lines
 
     result = run_check(
         artifact, model, calibration, target=target, precision=precision, latency=not no_latency, progress=CliProgress(quiet), allow_pickle=allow_pickle
@@ -154,7 +154,8 @@ def check(artifact, model, calibration, target, precision, as_json, allow_pickle
     if as_json:
         click.echo(json.dumps(artifact_json(result), indent=2))
     else:
-        click.echo(_table(TERMINAL_COLUMNS, [terminal_row(result)]))
+        for line in terminal_lines([result]):
+            click.echo(line)
         for n in notes(result):
             click.echo(f"note: {n}", err=True)
     for f in failures(result):
