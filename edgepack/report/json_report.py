@@ -38,7 +38,7 @@ def artifact_json(r: ArtifactResult) -> dict[str, Any]:
         "parity": finite_json(r.parity.to_json()),
         "latency": finite_json(r.latency.to_json()) if r.latency else None,
         "latency_estimate": latency_estimate_json(r),
-        "emulated": finite_json(r.emulated) if getattr(r, "emulated", None) else None,  # edgepack.arm64
+        "emulated": finite_json(r.emulated) if r.emulated else None,  # edgepack.arm64
         "budget_failures": list(r.budget_failures),
         "notes": list(r.notes),
         "latency_skipped": r.latency_skipped,
@@ -50,10 +50,7 @@ def artifact_json(r: ArtifactResult) -> dict[str, Any]:
 def latency_estimate_json(r: ArtifactResult) -> dict[str, Any] | None:
     """The estimated device latency (ArtifactResult.latency_estimate, where a device model applies),
     as JSON; None when there is none. It is an estimate, never a measurement: its "label" says so."""
-    est = getattr(r, "latency_estimate", None)
-    if est is None:
-        return None
-    return finite_json(est.to_json() if hasattr(est, "to_json") else dict(est))
+    return finite_json(dict(r.latency_estimate)) if r.latency_estimate else None
 
 
 def report_json(report: BuildReport) -> dict[str, Any]:

@@ -62,8 +62,7 @@ def latency_text(r: ArtifactResult) -> str:
         text = f"not measured ({r.latency_skipped})" if r.latency_skipped else "–"
     else:
         text = f"{lat.p50_ms:.3f} / {lat.p90_ms:.3f} ms ({lat.measured_on}, {lat.threads} thr)"
-    est = getattr(r, "latency_estimate", None)
-    est = est.to_json() if hasattr(est, "to_json") else est
+    est = r.latency_estimate
     if est and est.get("ms") is not None:
         err = est.get("error_pct")
         text += f"; estimated {est['ms']:.3g} ms" + (f" ±{err:.0f}%" if err is not None else "") + (f" on {est['device']}" if est.get("device") else "")
