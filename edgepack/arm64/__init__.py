@@ -9,7 +9,7 @@ The runner API (runner.py):
     Arm64Run(outputs: list[list[np.ndarray]],   # per sample, the artifact's raw outputs
              counts: dict[str, int] | None,     # count=True: guest instructions of ONE inference
              seconds: float,                    # host wall time of the emulation (not a device time)
-             output_names, cpu, cpu_seconds, versions)
+             output_names, cpu, cpu_seconds, versions, sample_cpu_seconds)
 
 `counts` keys: sdot, udot, fmla, vector, fp_scalar, load, load_vector, store, store_vector,
 scalar, total (classes decoded from the A64 encoding by plugin/count.c; disjoint, summing to

@@ -51,6 +51,7 @@ class Arm64Run:
     cpu: str = ""
     cpu_seconds: float = 0.0  # host CPU time of the emulation (user + sys)
     versions: dict[str, str] = field(default_factory=dict)  # of the guest's runtime and numpy, and qemu
+    sample_cpu_seconds: tuple[float, ...] = ()  # host CPU time of each sample's inference under QEMU (emulation cost)
 
     def to_json(self) -> dict[str, Any]:
         return {"cpu": self.cpu, "counts": self.counts, "seconds": round(self.seconds, 3), "versions": self.versions}
@@ -153,7 +154,7 @@ def run_arm64(
     stamp = home.read_stamp() or {}
     versions = {**result.get("versions", {}), "qemu": stamp.get("qemu", "?")}
     cpu_s = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return Arm64Run(outputs, counts, seconds, names, cpu, cpu_s, versions)
+    return Arm64Run(outputs, counts, seconds, names, cpu, cpu_s, versions, tuple(result.get("sample_cpu_s", ())))
 
 
 def _guest_error(proc: subprocess.CompletedProcess) -> str:

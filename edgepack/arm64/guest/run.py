@@ -4,7 +4,8 @@ Usage: python run.py JOB_DIR. JOB_DIR/job.json says
   {"artifact": PATH, "runtime": "litert" | "onnxruntime", "inputs": [names], "outputs": [names] | null,
    "samples": N, "count": bool}
 and JOB_DIR/in/<sample>_<input>.npy hold the raw feeds (the artifact's own dtypes and layout).
-Writes JOB_DIR/out/<sample>_<output>.npy and JOB_DIR/result.json {"outputs": [names], "versions": {...}}.
+Writes JOB_DIR/out/<sample>_<output>.npy and JOB_DIR/result.json {"outputs": [names], "versions": {...},
+"sample_cpu_s": [the emulator's CPU time of each sample's inference]}.
 With "count", sample 0 runs once more inside the counted region: syscall(0x7151, 1) before the
 inference and syscall(0x7151, 2) after (QEMU answers ENOSYS; the counting plugin sees the calls),
 so start-up, loading and the first run's one-time work are not counted.
@@ -15,6 +16,7 @@ import ctypes
 import json
 import os
 import sys
+import time
 
 import numpy as np
 
@@ -65,11 +67,14 @@ def main(job_dir):
     job = json.load(open(os.path.join(job_dir, "job.json")))
     run, names, versions = RUNTIMES[job["runtime"]](job["artifact"], job["inputs"], job["outputs"])
     os.makedirs(os.path.join(job_dir, "out"), exist_ok=True)
-    feeds_of = []
+    feeds_of, cpu_s = [], []
     for s in range(job["samples"]):
         feeds = {n: np.load(os.path.join(job_dir, "in", f"{s}_{k}.npy")) for k, n in enumerate(job["inputs"])}
         feeds_of.append(feeds)
-        for j, y in enumerate(run(feeds)):
+        t = time.process_time()
+        outs = run(feeds)
+        cpu_s.append(time.process_time() - t)
+        for j, y in enumerate(outs):
             np.save(os.path.join(job_dir, "out", f"{s}_{j}.npy"), np.asarray(y))
     if job["count"] and feeds_of:
         libc = ctypes.CDLL(None, use_errno=True)
@@ -79,7 +84,7 @@ def main(job_dir):
         libc.syscall(ctypes.c_long(MARK), ctypes.c_long(2))
     versions["numpy"] = np.__version__
     with open(os.path.join(job_dir, "result.json"), "w") as f:
-        json.dump({"outputs": names, "versions": versions}, f)
+        json.dump({"outputs": names, "versions": versions, "sample_cpu_s": cpu_s}, f)
 
 
 if __name__ == "__main__":
