@@ -7,9 +7,10 @@ import numpy as np
 from typing import Any
 
 from ... import __version__
+from ...errors import ConversionError
 from ...runtimes.litert import LiteRtSession, new_interpreter, open_checked
 from . import calibrate as _calibrate
-from . import metadata, variants
+from . import float_ops, metadata, variants
 from .flatbuf import Graph, read_graph
 from .op_checks import check_flex, flex_ops
 from .routes import FloatModel
@@ -25,6 +26,20 @@ def check_float(fm: FloatModel, where: str, *, allow_flex: bool) -> None:
 
 def check_variant(graph: Graph, where: str, *, allow_flex: bool) -> None:
     check_flex(graph, allow_flex=allow_flex, where=where)
+    check_scales(graph, where)
+
+
+def check_scales(graph: Graph, where: str) -> None:
+    """Refuse a quantised tensor whose scale is not a finite positive number. XNNPACK crashes
+    (SIGSEGV) preparing a requantize to such a scale, or refuses the model; measured on PP-OCRv6,
+    where a -inf padding value (an asymmetric max-pool) gave an activation range of -inf."""
+    for t in graph.tensors:
+        bad = [s for s in t.scale if not (np.isfinite(s) and s > 0)]
+        if bad:
+            raise ConversionError(
+                f"{where}: the quantised .tflite has tensor {t.index} ('{t.name[-60:]}', {t.dtype}) with scale {bad[0]!r}; "
+                "its activation range was not finite; build the float precisions, or report this model"
+            )
 
 
 def calibrate(job, fm: FloatModel) -> _calibrate.ActivationStats:
@@ -50,8 +65,19 @@ def cached_calibration(job, fm: FloatModel, layout: str) -> _calibrate.Activatio
     return job.shared[key]
 
 
+def kept_float(fm: FloatModel, v: variants.Variant, qsvs: dict | None) -> float_ops.FloatOps | None:
+    """The ops a static variant keeps in float32 (float_ops.py), from the calibrated ranges."""
+    if v.kind != "static" or not qsvs:
+        return None
+    graph = read_graph(fm.content)
+    ranges = {n: (float(r["min"].min()), float(r["max"].max())) for n, r in qsvs.items()}
+    return float_ops.find(graph, ranges, v.activation_bits)
+
+
 def make_variant(job, fm: FloatModel, v: variants.Variant, qsvs: dict | None) -> tuple[bytes, str]:
-    content = variants.make(fm.content, v, per_channel=job.quantization.per_channel, qsvs=qsvs, where=job.source.spec)
+    kept = kept_float(fm, v, qsvs)
+    scopes = tuple(kept.scopes(read_graph(fm.content))) if kept is not None else ()
+    content = variants.make(fm.content, v, per_channel=job.quantization.per_channel, qsvs=qsvs, where=job.source.spec, float_scopes=scopes)
     if v.kind == "float":
         return content, fm.route
     import importlib.metadata as md
@@ -66,9 +92,10 @@ def make_variant(job, fm: FloatModel, v: variants.Variant, qsvs: dict | None) ->
     method = q.method if not (q.method == "entropy" and v.activation_bits == 16) else "minmax (entropy is for 8-bit)"
     if q.method == "percentile":
         method = f"percentile {q.percentile:g}"
+    kept_note = f"; {kept.summary()}" if kept is not None and kept.ops else ""
     return content, (
         f"{fm.route} -> {aeq}: {v.summary}, {pc} weights; activation ranges by edgepack ({method}) "
-        f"over {len(job.calibration)} calibration samples"
+        f"over {len(job.calibration)} calibration samples{kept_note}"
     )
 
 

@@ -48,7 +48,7 @@ VARIANTS: dict[str, Variant] = {
 }
 
 
-def _recipe(v: Variant, per_channel: bool):
+def _recipe(v: Variant, per_channel: bool, float_scopes: tuple[str, ...] = ()):
     require("ai_edge_quantizer", "tflite", "Quantising .tflite models")
     from ai_edge_quantizer import algorithm_manager, qtyping, recipe_manager
 
@@ -73,11 +73,14 @@ def _recipe(v: Variant, per_channel: bool):
         if not v.integer_io:  # keep float at the graph's edges: QUANTIZE in, DEQUANTIZE out
             for op in (ops.INPUT, ops.OUTPUT):
                 rm.add_quantization_config(".*", op, algorithm_key=algorithm_manager.AlgorithmName.NO_QUANTIZE)
+        for scope in float_scopes:  # float_ops.py: ops whose integer form aborts or loses the signal
+            rm.add_quantization_config(scope, ops.ALL_SUPPORTED, algorithm_key=algorithm_manager.AlgorithmName.NO_QUANTIZE)
     return rm.get_quantization_recipe()
 
 
-def make(float_model: bytes, v: Variant, *, per_channel: bool, qsvs: dict | None, where: str) -> bytes:
-    """The `v` variant of `float_model` as flatbuffer bytes."""
+def make(float_model: bytes, v: Variant, *, per_channel: bool, qsvs: dict | None, where: str, float_scopes: tuple[str, ...] = ()) -> bytes:
+    """The `v` variant of `float_model` as flatbuffer bytes; static variants keep the ops that
+    `float_scopes` (recipe regexes) match in float32."""
     if v.kind == "float":
         return float_model
     require("ai_edge_quantizer", "tflite", "Quantising .tflite models")
@@ -86,7 +89,7 @@ def make(float_model: bytes, v: Variant, *, per_channel: bool, qsvs: dict | None
     for name in ("absl", "ai_edge_quantizer"):
         logging.getLogger(name).setLevel(logging.ERROR)
     try:
-        q = quantizer.Quantizer(bytearray(float_model), _recipe(v, per_channel))
+        q = quantizer.Quantizer(bytearray(float_model), _recipe(v, per_channel, float_scopes))
         with quiet_native(), warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
             warnings.simplefilter("ignore")  # its interpreters keep all tensors, and say so
             result = q.quantize(qsvs if v.kind == "static" else None, enable_progress_bar=False, enable_progress_report=False)
