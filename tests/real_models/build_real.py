@@ -34,15 +34,22 @@ def build(name: str, work: Path) -> dict:
     result = {"model": name, "exit_code": proc.returncode, "seconds": round(took, 1), "stderr_tail": proc.stderr.strip().splitlines()[-3:]}
     report = out / "report.json"
     if report.is_file():
-        rep = json.loads(report.read_text())
-        arts = {(a["target"], a["format"], a["precision"]): a for a in rep["artifacts"]}
-        cells = []
-        for c in rep["cells"]:
-            a = arts.get((c["target"], c["format"], c["precision"]))
-            cos = min((o["min_cosine"] for o in a["parity"]["outputs"] if o["min_cosine"] is not None), default=None) if a else None
-            cells.append({**c, "cosine": cos, "size_bytes": a["size_bytes"] if a else None, "failures": a["parity"]["failures"] if a else []})
-        result["cells"] = cells
+        result["cells"] = cells(report)
     return result
+
+
+def cells(report: Path) -> list[dict]:
+    """One row per cell of a report.json: its status, stage and reason, and for a built cell the
+    worst output's cosine, the size and the failures (parity tolerances or a size budget)."""
+    rep = json.loads(Path(report).read_text())
+    arts = {(a["target"], a["format"], a["precision"]): a for a in rep["artifacts"]}
+    rows = []
+    for c in rep["cells"]:
+        a = arts.get((c["target"], c["format"], c["precision"]))
+        cos = min((o["min_cosine"] for o in a["parity"]["outputs"] if o["min_cosine"] is not None), default=None) if a else None
+        failures = (a["parity"]["failures"] + list(a.get("budget_failures") or [])) if a else []
+        rows.append({**c, "cosine": cos, "size_bytes": a["size_bytes"] if a else None, "failures": failures})
+    return rows
 
 
 def markdown(results: list[dict]) -> str:
