@@ -62,6 +62,12 @@ def test_setup_cli_refuses_an_unknown_runtime():
     assert code == 2 and "'x86' is not 'arm64'" in err
 
 
+def test_setup_is_idempotent_once_done():
+    need_arm64()
+    code, out, err = run_cli("setup", "arm64")
+    assert code == 0 and out.startswith("arm64 runtime: ") and "already set up" in err
+
+
 def test_profile_emulation_keys(tmp_path):
     from edgepack.profiles import load_profile, resolve_profile
 
@@ -127,6 +133,9 @@ def test_u8_qlinearconv_arm64_against_host_and_exact_reference(tmp_path):
     arm = run.outputs[0][0].astype(np.int64)
     assert np.abs(arm - ref).max() <= 1 and (arm != ref).mean() < 0.01  # float rescale ties only
     assert run.counts["udot"] > 0  # cortex-a76 has dot product: ORT's u8 kernel is UDOT
+    a72 = run_arm64(path, [{"x": x}], cpu="cortex-a72", count=True)  # no dot product: widening multiplies
+    assert np.array_equal(a72.outputs[0][0], run.outputs[0][0])
+    assert a72.counts["udot"] == 0 and a72.counts["total"] > 1.5 * run.counts["total"]  # measured: 2.1x
     vs = compare_outputs(["y"], host, run.outputs)["outputs"][0]
     diff = np.abs(host[0][0].astype(np.int64) - arm)
     assert (vs["differing"], vs["max_lsb"]) == (int((diff > 0).sum()), int(diff.max()))

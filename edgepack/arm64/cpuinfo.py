@@ -36,9 +36,16 @@ def cpu_prefix(root: Path, sysroot: Path, model: str) -> Path:
     """`root/cpus/<model>`: the sysroot seen through symlinks, with this model's /proc/cpuinfo."""
     prefix = root / "cpus" / model
     (prefix / "proc").mkdir(parents=True, exist_ok=True)
-    (prefix / "proc" / "cpuinfo").write_text(cpuinfo_text(model))
+    target, text = prefix / "proc" / "cpuinfo", cpuinfo_text(model)
+    if not target.exists() or target.read_text() != text:  # atomic: a guest starting now reads the old or the new
+        tmp = target.with_name(f"cpuinfo.{os.getpid()}")
+        tmp.write_text(text)
+        os.replace(tmp, target)
     for entry in sysroot.iterdir():
         link = prefix / entry.name
         if entry.name != "proc" and not link.is_symlink() and not link.exists():
-            os.symlink(os.path.relpath(entry, prefix), link)
+            try:
+                os.symlink(os.path.relpath(entry, prefix), link)
+            except FileExistsError:  # another process made it
+                pass
     return prefix
