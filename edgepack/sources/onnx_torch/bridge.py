@@ -18,6 +18,7 @@ import numpy as np
 
 from ...errors import ConversionError, EdgepackError, UnsupportedOpError, first_line, require
 from . import misc_ops, ops, recurrent, resize, shape_ops  # noqa: F401  (each registers its handlers)
+from . import fusions
 from .ops import Const
 
 BRIDGE = "edgepack's ONNX->PyTorch bridge"
@@ -61,6 +62,7 @@ def to_torch(model_or_path, input_shapes: dict[str, tuple[int, ...]], input_dtyp
         from onnx import inliner
 
         model = inliner.inline_local_functions(model)
+    model = fusions.fuse_gelu(model)  # the erf form of GELU as one op (int8 LiteRT: FIELD_NOTES)
     check_ops(model, where)
     return _build_module(model, input_shapes, input_dtypes, where)
 
