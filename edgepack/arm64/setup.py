@@ -58,7 +58,7 @@ def _system_packages(progress: Progress) -> None:
         raise Unavailable(f"arm64 emulation needs {', '.join(missing)} and this machine has no apt-get: install them, then run `edgepack setup arm64`")
     line = f"apt-get install -y --no-install-recommends {' '.join(missing)}"
     if os.geteuid() != 0:
-        raise NotSetUp(f"{', '.join(missing)} missing; run: sudo {line}, then `edgepack setup arm64`")
+        raise NotSetUp(f"{', '.join(missing)} missing and this is not root; first run: sudo {line}")
     progress.step(f"installing {', '.join(missing)} with apt-get")
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     for cmd in (["apt-get", "update", "-qq"], line.replace("-y", "-y -qq").split()):
