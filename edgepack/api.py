@@ -36,7 +36,7 @@ from .validate.latency import measure_latency
 from .estimate import estimate_from_emulated, latency_figure
 from .validate.parity import check_parity, check_reference_finite
 from .pipeline.cells import CellFailure
-from .pipeline.driver import build_grid
+from .pipeline.driver import build_grid, start_converters
 from .shapes import parse_input_shapes, profile_input_shapes, resolve_input_shapes
 
 
@@ -102,7 +102,8 @@ def build(
     staged = StagedOutput(Path(out), force=force)  # checks --out before any slow work
     if android_assets is not None:  # a folder edgepack did not write is refused now, not after the build
         StagedOutput(Path(android_assets), option="--android-assets", force=force).check()
-    with staged as staging, work_folder() as work:
+    # the converter worker starts now: it loads the model and imports the converters while this process does the same
+    with staged as staging, work_folder() as work, start_converters(profiles, str(model), allow_pickle, progress) as converters:
         progress.step(f"loading {model}")
         source = load_source(str(model), allow_pickle=allow_pickle)
         progress.step(f"reading calibration data {calibration}")
@@ -130,6 +131,7 @@ def build(
         cells = build_grid(
             profiles, source, calib, reference, staging, Path(work), progress,
             validate=validate, allow_pickle=allow_pickle, fail_fast=fail_fast, input_shapes=shapes or None, refused=refused,
+            converters=converters,
         )
         results = [c for c in cells if isinstance(c, ArtifactResult)]
         failed = [c for c in cells if isinstance(c, CellFailure)]

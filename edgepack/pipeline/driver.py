@@ -2,8 +2,9 @@
 then validate and time (here, in the artifact's runtime). A cell that fails is recorded with its
 stage and reason; every other cell still builds, validates and is written.
 
-Cells are built format by format (so one converter worker, with its imports and caches, serves all
-of a format's cells) and reported target by target, in the profiles' order.
+Cells are built format by format (one converter worker, with its imports and caches, serves them
+all) and reported target by target, in the profiles' order. The worker is started at the beginning
+of the build (start_converters), so that its start-up overlaps the parent's own work.
 """
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from typing import Any
 from ..errors import EdgepackError
 from ..formats.base import FormatJob, get_format
 from .cells import Cell, CellFailure, failure_from
-from .isolation import ConverterWorker, WorkerSpec
+from .isolation import ConverterWorker, WorkerSpec, run_warm_imports
 
 class CellFailed(EdgepackError):
     """--fail-fast: the first failed cell stops the build with that cell's own exit code."""
@@ -39,6 +40,54 @@ class GridPlan:
     calibration: list  # the samples at cal_idx: one list per target, shared by its formats' cells
 
 
+class Converters:
+    """Where the build's converters run: one ConverterWorker (isolated) or this process. A context
+    manager: leaving it stops the worker."""
+
+    def __init__(self, formats: list[str], source_spec: str, allow_pickle: bool, progress, isolate: bool | None = None):
+        if isolate is None:
+            isolate = os.environ.get("EDGEPACK_ISOLATE", "1") != "0"
+        self.formats = formats
+        self.worker: ConverterWorker | None = None
+        if isolate:
+            classes = [type(get_format(f)) for f in formats]
+            warm = tuple((c.name, tuple(getattr(c, "warm_imports", ()))) for c in classes)
+            checks = [e for c in classes for e in getattr(c, "check_imports", ())]
+            self.worker = ConverterWorker(
+                WorkerSpec(source_spec, allow_pickle, warm_imports=warm), progress,
+                on_wait=(lambda: run_warm_imports(checks)) if checks else None,
+            )
+
+    def start(self) -> Converters:
+        if self.worker is not None:
+            self.worker.start()
+        return self
+
+    def __enter__(self) -> Converters:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.worker is not None:
+            self.worker.close()
+
+
+def grid_formats(profiles) -> list[str]:
+    """The formats of the profiles, in the order the grid builds them (first seen first)."""
+    order: list[str] = []
+    for p in profiles:
+        for spec in p.formats:
+            if spec.name not in order:
+                order.append(spec.name)
+    return order
+
+
+def start_converters(profiles, source_spec: str, allow_pickle: bool, progress, isolate: bool | None = None) -> Converters:
+    """Start the converter worker for the profiles' formats now (isolate: default on, unless
+    EDGEPACK_ISOLATE=0); pass the result to build_grid(converters=...). Start it once the cheap
+    checks have passed: it loads the model and imports the converters while the build goes on."""
+    return Converters(grid_formats(profiles), source_spec, allow_pickle, progress, isolate).start()
+
+
 def build_grid(
     profiles,
     source,
@@ -54,63 +103,67 @@ def build_grid(
     isolate: bool | None = None,
     input_shapes: dict[str, tuple[int, ...]] | None = None,
     refused: dict[tuple[str, str], Exception] | None = None,
+    converters: Converters | None = None,
 ) -> list[Any]:
     """Every cell of every profile; returns ArtifactResults and CellFailures in report order.
 
     `validate(profile, artifact, val_idx, refs)` runs one artifact in its runtime and returns its
     ArtifactResult. `isolate` (default: on, unless EDGEPACK_ISOLATE=0) runs converters in a child.
     `refused`: {(target, format): error} from the formats' preflight; those cells fail at "convert"
-    without being tried."""
+    without being tried. `converters`: from start_converters() (its worker already running), else
+    one is made here; either way the grid stops it at the end."""
     refused = refused or {}
-    if isolate is None:
-        isolate = os.environ.get("EDGEPACK_ISOLATE", "1") != "0"
+    if converters is None:
+        converters = Converters(grid_formats(profiles), str(source.spec), allow_pickle, progress, isolate)
+    try:
+        return _build_grid(profiles, source, calib, reference, staging, work, progress, validate, fail_fast, input_shapes, refused, converters)
+    finally:  # the worker is not needed past the grid: its memory goes back now (closing twice is harmless)
+        converters.__exit__(None, None, None)
+
+
+def _build_grid(profiles, source, calib, reference, staging, work, progress, validate, fail_fast, input_shapes, refused, converters) -> list[Any]:
     plans = {}
     for p in profiles:
         cal_idx, val_idx = calib.split(p.validation.split, p.validation.max_samples, p.quantization.calibration_samples)
         plans[p.name] = GridPlan(p, cal_idx, val_idx, reference.outputs(val_idx), [calib.samples[i] for i in cal_idx])
-    order = []  # formats in first-seen order
-    for p in profiles:
-        for spec in p.formats:
-            if spec.name not in order:
-                order.append(spec.name)
     results: dict[Cell, list[Any]] = {}
-    spec = WorkerSpec(str(source.spec), allow_pickle, input_shapes)
-    for fmt_name in order:
+    runner = converters.worker or _InProcess(source, progress)
+    if converters.worker is not None:
+        converters.worker.set_input_shapes(input_shapes)
+    for fmt_name in grid_formats(profiles):
         fmt = get_format(fmt_name)
-        runner = ConverterWorker(spec, progress) if isolate else _InProcess(source, progress)
-        with runner:
-            for p in profiles:
-                fspec = next((f for f in p.formats if f.name == fmt_name), None)
-                if fspec is None:
-                    continue
-                plan = plans[p.name]
-                runner.progress = _Prefixed(progress, p.name)
-                workdir = work / p.name / fmt_name
-                workdir.mkdir(parents=True, exist_ok=True)
-                target_dir = staging / p.name
-                target_dir.mkdir(parents=True, exist_ok=True)
-                fields = dict(
-                    precisions=(),
-                    options=fspec.options,
-                    quantization=p.quantization,
-                    calibration=plan.calibration,
-                    workdir=workdir,
-                    stem=source.name,
-                    labels=calib.labels,
-                    preprocess=calib.preprocess,
-                )
-                for precision in fspec.precisions:
-                    cell = Cell(p.name, fmt_name, precision)
-                    if (p.name, fmt_name) in refused:
-                        built = failure_from(cell, "convert", refused[(p.name, fmt_name)])
-                    else:
-                        built = runner.build(type(fmt), {**fields, "precisions": (precision,)}, cell, p.limits.cell_timeout_s)
-                    results[cell] = _validate_all(cell, built, plan, target_dir, validate, progress)
-                    failed = [r for r in results[cell] if isinstance(r, CellFailure)]
-                    for f in failed:  # a progress line now; the summary and the reports have it too
-                        progress.step(f"{f.label}: FAILED at {f.stage}: {f.reason}")
-                    if failed and fail_fast:
-                        raise CellFailed(failed[0])
+        for p in profiles:
+            fspec = next((f for f in p.formats if f.name == fmt_name), None)
+            if fspec is None:
+                continue
+            plan = plans[p.name]
+            runner.progress = _Prefixed(progress, p.name)
+            workdir = work / p.name / fmt_name
+            workdir.mkdir(parents=True, exist_ok=True)
+            target_dir = staging / p.name
+            target_dir.mkdir(parents=True, exist_ok=True)
+            fields = dict(
+                precisions=(),
+                options=fspec.options,
+                quantization=p.quantization,
+                calibration=plan.calibration,
+                workdir=workdir,
+                stem=source.name,
+                labels=calib.labels,
+                preprocess=calib.preprocess,
+            )
+            for precision in fspec.precisions:
+                cell = Cell(p.name, fmt_name, precision)
+                if (p.name, fmt_name) in refused:
+                    built = failure_from(cell, "convert", refused[(p.name, fmt_name)])
+                else:
+                    built = runner.build(type(fmt), {**fields, "precisions": (precision,)}, cell, p.limits.cell_timeout_s)
+                results[cell] = _validate_all(cell, built, plan, target_dir, validate, progress)
+                failed = [r for r in results[cell] if isinstance(r, CellFailure)]
+                for f in failed:  # a progress line now; the summary and the reports have it too
+                    progress.step(f"{f.label}: FAILED at {f.stage}: {f.reason}")
+                if failed and fail_fast:
+                    raise CellFailed(failed[0])
     ordered = []
     for p in profiles:
         for fspec in p.formats:
@@ -169,19 +222,14 @@ class _InProcess:
 
     def __init__(self, source, progress):
         self.source, self.progress = source, progress
-        self.shared: dict[str, Any] = {}
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc) -> None:
-        pass
+        self.shared: dict[str, dict[str, Any]] = {}  # per format, as in the worker
 
     def build(self, fmt_cls: type, fields: dict[str, Any], cell: Cell, timeout_s: float):
         import traceback
 
         stage = ["convert"]
-        job = FormatJob(source=self.source, progress=self.progress, shared=self.shared, on_stage=lambda s: stage.__setitem__(0, s), **fields)
+        shared = self.shared.setdefault(fmt_cls.name, {})
+        job = FormatJob(source=self.source, progress=self.progress, shared=shared, on_stage=lambda s: stage.__setitem__(0, s), **fields)
         try:
             return list(fmt_cls().build(job))
         except Exception as exc:  # noqa: BLE001

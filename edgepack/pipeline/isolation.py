@@ -1,17 +1,25 @@
 """Converters run in a child process: a segfault, an abort, an out-of-memory kill or a hang fails
 only the cell it happened in.
 
-One worker serves all the cells of one format, in order, so that what a format caches across
-precisions and targets (the exported ONNX, the float .tflite, calibration statistics) is kept, and
-the heavy imports (torch, litert-torch, coremltools) happen once per format. After a crash or a
-time-out the worker is gone; the next cell of that format starts a fresh one.
+One worker serves all the cells of a build, format by format, so that what a format caches
+across precisions and targets (the exported ONNX, the float .tflite, calibration statistics) is
+kept, and the heavy imports (torch, litert-torch, coremltools) happen once per build, as they do
+in-process. After a crash or a time-out the worker is gone; the next cell starts a fresh one.
+
+Isolation should cost little (benchmarks/isolation_cost.py), so the worker is started at the
+beginning of a build (driver.start_converters), before the parent loads the model: it loads the
+source and then imports what each format's converters need (`Format.warm_imports`), whenever it has
+no cell to build, while the parent reads calibration data, runs the reference model and validates.
+The parent, for its part, imports what its runtimes need to check artifacts (`Format.check_imports`,
+e.g. coremltools for the Core ML emulator) while it waits for the first cell.
 
 The child is a fresh interpreter (`python -m edgepack.pipeline.child FD`), never a fork: the parent
 has torch's and OpenMP's thread pools running, which a forked child may deadlock on. Nor is it
 multiprocessing's "spawn", which re-imports the caller's main module: a user script that calls
 edgepack.build() at top level would run again in every child. The two talk over a socket pair with
 multiprocessing's Connection (pickled messages). The child loads the source itself from the same
-spec; everything else (calibration samples, settings) comes over the connection.
+spec; everything else (static input shapes, calibration samples, settings) comes over the connection.
+The child's side is edgepack/pipeline/child.py.
 """
 from __future__ import annotations
 
@@ -22,13 +30,13 @@ import socket
 import subprocess
 import sys
 import time
-import traceback
+from collections.abc import Callable, Sequence
 from multiprocessing.connection import Connection
 from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import EdgepackError, ExitCode, first_line
+from ..errors import ExitCode
 from .cells import Cell, CellFailure
 
 
@@ -40,19 +48,66 @@ class WorkerSpec:
     allow_pickle: bool
     input_shapes: dict[str, tuple[int, ...]] | None = None
     sys_path: list[str] = field(default_factory=lambda: [p for p in sys.path if p])  # where format plug-ins import from
+    # (format name, its warm_imports) in the order the build needs them; the child imports them when idle
+    warm_imports: tuple[tuple[str, tuple[str, ...]], ...] = ()
+
+
+def warm_import(entry: str) -> None:
+    """Import one `warm_imports`/`check_imports` entry: "module", or "module:function" (imported, then
+    called with no arguments, for libraries that edgepack imports through a quietening helper).
+    Failures are left for the cell that needs the module to report."""
+    module, _, func = entry.partition(":")
+    try:
+        obj = importlib.import_module(module)
+        if func:
+            getattr(obj, func)()
+    except Exception:  # noqa: BLE001 - a missing extra is reported by the cell that needs it
+        pass
+
+
+def run_warm_imports(entries: Sequence[str]) -> None:
+    for entry in entries:
+        warm_import(entry)
+
+
+_PICKUP_S = 300.0  # how long a cell may wait for the child to take it up, on top of its own limit
 
 
 class ConverterWorker:
     """A child process that runs one format plug-in's build() for each cell it is given."""
 
-    def __init__(self, spec: WorkerSpec, progress):
+    def __init__(self, spec: WorkerSpec, progress, on_wait: Callable[[], None] | None = None):
         self.spec = spec
         self.progress = progress
+        self.on_wait = on_wait  # called once the child has a cell to build: the parent's own warm-up
         self._proc: subprocess.Popen | None = None
         self._conn = None
-        self._sent: set[int] = set()  # calibration lists the child already holds (sent once, by id)
+        # calibration lists the child already holds, sent once and named by id() after that; each is kept
+        # here, so that its id cannot be reused by another list while the child knows it by that id
+        self._sent: dict[int, Any] = {}
+        self._crashed = False
 
     # --- lifecycle -------------------------------------------------------------------------
+    @property
+    def pid(self) -> int | None:
+        """The running child's process id (None before start() and after close())."""
+        return self._proc.pid if self._alive() else None
+
+    def start(self) -> ConverterWorker:
+        """Start the child now (build() starts it when needed); it loads the source and warms up."""
+        if not self._alive():
+            self._start()
+        return self
+
+    def set_input_shapes(self, shapes: dict[str, tuple[int, ...]] | None) -> None:
+        """The static input shapes, once the parent knows them (the child may already be running)."""
+        self.spec.input_shapes = shapes or None
+        if self._alive():
+            try:
+                self._conn.send(("shapes", self.spec.input_shapes))
+            except (OSError, ValueError):
+                pass  # the next build() sees the dead child
+
     def _start(self) -> None:
         ours, theirs = socket.socketpair()
         package_root = str(Path(__file__).resolve().parents[2])  # the folder that holds edgepack/
@@ -65,8 +120,11 @@ class ConverterWorker:
         finally:
             theirs.close()
         self._conn = Connection(ours.detach())
-        self._sent = set()
-        self._conn.send(("init", self.spec))
+        self._sent = {}
+        spec = self.spec
+        if self._crashed:  # a warm-up import might be what crashed: a restarted child imports only what its cells need
+            spec = WorkerSpec(spec.source_spec, spec.allow_pickle, spec.input_shapes, spec.sys_path)
+        self._conn.send(("init", spec))
 
     def _alive(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
@@ -80,8 +138,8 @@ class ConverterWorker:
                     self._conn.send(("stop",))
                 except (OSError, ValueError):
                     pass
-                try:
-                    self._proc.wait(2)
+                try:  # a child in the middle of a warm-up import does not read "stop"; it holds nothing of value
+                    self._proc.wait(0.5)
                 except subprocess.TimeoutExpired:
                     pass
         finally:
@@ -106,20 +164,26 @@ class ConverterWorker:
         """Run `fmt_cls().build(FormatJob(**fields))` in the child; its Artifacts, or why it failed."""
         if not self._alive():
             self._start()
-        deadline = time.monotonic() + timeout_s
+        # Until the child takes the cell up it may finish a warm-up import (tens of seconds on a busy
+        # machine): that wait has its own allowance; the cell's limit counts from "started".
+        deadline = time.monotonic() + timeout_s + _PICKUP_S
         artifacts: list[Any] = []
         stage = "convert"
+        started = False
         try:
             samples = fields.get("calibration")
             if samples is not None:
                 token = id(samples)  # the caller keeps one list per target alive for the whole build
                 if token not in self._sent:
                     self._conn.send(("data", token, samples))
-                    self._sent.add(token)
+                    self._sent[token] = samples
                 fields = {**fields, "calibration": _Token(token)}
             self._conn.send(("build", fmt_cls.__module__, fmt_cls.__qualname__, fields))
         except (OSError, ValueError) as exc:
             return self._died(cell, stage, f"could not reach the converter process ({exc})")
+        if self.on_wait is not None:
+            wait, self.on_wait = self.on_wait, None
+            wait()
         while True:
             left = deadline - time.monotonic()
             try:
@@ -127,19 +191,24 @@ class ConverterWorker:
             except (OSError, EOFError):
                 ready = True
             if not ready:
+                self._crashed = True
                 self._kill()
-                return CellFailure(
-                    cell.target, cell.format, cell.precision, stage,
+                why = (
                     f"the converter did not finish within {timeout_s:g} s and was stopped; raise "
-                    f"[limits] cell_timeout_s in the target profile if the model is that large",
-                    "CellTimeout", int(ExitCode.CONVERSION),
+                    f"[limits] cell_timeout_s in the target profile if the model is that large"
+                    if started else
+                    f"the converter process did not take the cell up within {timeout_s + _PICKUP_S:g} s "
+                    f"(stuck while starting up) and was stopped; rerun with EDGEPACK_ISOLATE=0 --debug to see where"
                 )
+                return CellFailure(cell.target, cell.format, cell.precision, stage, why, "CellTimeout", int(ExitCode.CONVERSION))
             try:
                 msg = self._conn.recv()
             except (EOFError, OSError):
                 return self._died(cell, stage)
             kind = msg[0]
-            if kind == "progress":
+            if kind == "started":  # the time limit counts from here, not from a warm-up import the cell waited for
+                started, deadline = True, time.monotonic() + timeout_s
+            elif kind == "progress":
                 _, how, text = msg
                 getattr(self.progress, how)(text)
             elif kind == "stage":
@@ -161,6 +230,7 @@ class ConverterWorker:
         self.close()
 
     def _died(self, cell: Cell, stage: str, why: str | None = None) -> CellFailure:
+        self._crashed = True
         proc = self._proc
         code = None
         if proc is not None:
@@ -187,119 +257,8 @@ class ConverterWorker:
         )
 
 
-# --- the child side ---------------------------------------------------------------------------
 @dataclass(frozen=True)
 class _Token:
     """Stands for a calibration list that was sent to the child once."""
 
     id: int
-
-
-class _PipeProgress:
-    """Progress that forwards to the parent; `track` sends one line, then iterates locally."""
-
-    def __init__(self, conn):
-        self.conn = conn
-
-    def step(self, message: str) -> None:
-        self.conn.send(("progress", "step", message))
-
-    def warn(self, message: str) -> None:
-        self.conn.send(("progress", "warn", message))
-
-    def track(self, items, total, label):
-        self.conn.send(("progress", "step", f"{label} ({total})"))
-        yield from items
-
-
-def child_main(fd: int) -> None:
-    """The child's entry point (edgepack/pipeline/child.py): serve cells until told to stop."""
-    import warnings
-
-    # Library deprecation chatter (torch pytree, coremltools) is not the user's business.
-    warnings.simplefilter("ignore", FutureWarning)
-    warnings.simplefilter("ignore", DeprecationWarning)
-    conn = Connection(fd)
-    try:
-        kind, spec = conn.recv()
-    except (EOFError, OSError):
-        return
-    if kind == "init":
-        _child_main(conn, spec)
-
-
-def _child_main(conn, spec: WorkerSpec) -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and stops this process
-    for p in spec.sys_path:
-        if p not in sys.path:
-            sys.path.append(p)
-    source = None
-    shared: dict[str, dict] = {}
-    data: dict[int, Any] = {}
-    while True:
-        try:
-            msg = conn.recv()
-        except (EOFError, OSError):
-            return
-        if msg[0] == "stop":
-            return
-        if msg[0] == "data":
-            data[msg[1]] = msg[2]
-            continue
-        _, module, qualname, fields = msg
-        if isinstance(fields.get("calibration"), _Token):
-            fields = {**fields, "calibration": data[fields["calibration"].id]}
-        stage = ["convert"]
-        try:
-            from ..formats.base import FormatJob
-
-            if source is None:
-                source = _load_source(spec)
-            fmt_cls = _resolve(module, qualname)
-
-            def enter(name: str) -> None:
-                stage[0] = name
-                conn.send(("stage", name))
-
-            job = FormatJob(source=source, progress=_PipeProgress(conn), shared=shared.setdefault(fmt_cls.name, {}), on_stage=enter, **fields)
-            for artifact in fmt_cls().build(job):
-                conn.send(("artifact", artifact))
-            conn.send(("done",))
-        except BaseException as exc:  # noqa: BLE001 - everything goes back to the parent as a cell failure
-            conn.send(("error", _describe(exc, stage[0])))
-            if isinstance(exc, (KeyboardInterrupt, SystemExit)):
-                return
-
-
-def _load_source(spec: WorkerSpec):
-    from ..sources.base import load_source
-
-    source = load_source(spec.source_spec, allow_pickle=spec.allow_pickle)
-    if spec.input_shapes:
-        source = source.with_static_shapes(spec.input_shapes)
-    return source
-
-
-def _resolve(module: str, qualname: str) -> type:
-    obj: Any = importlib.import_module(module)
-    for part in qualname.split("."):
-        obj = getattr(obj, part)
-    return obj
-
-
-def _describe(exc: BaseException, stage: str) -> dict[str, Any]:
-    text = first_line(exc)
-    if isinstance(exc, EdgepackError):
-        code = int(exc.exit_code)
-    elif isinstance(exc, MemoryError):
-        code, text = int(ExitCode.CONVERSION), f"the converter ran out of memory ({text})"
-    else:
-        code = int(ExitCode.INTERNAL)
-        text = f"internal error in the converter: {type(exc).__name__}: {text} (rerun with --debug for the traceback, and please report it)"
-    return {
-        "error": type(exc).__name__,
-        "exit_code": code,
-        "message": text,
-        "stage": stage,
-        "traceback": "".join(traceback.format_exception(exc)),
-    }

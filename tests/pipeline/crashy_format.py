@@ -21,6 +21,7 @@ class Crashy(Format):
     extra = "onnx"
     precisions = ("fp32", "int8")
     options = {"mode": Option(str, "ok", "segv | abort | hang | raise | memory | ok")}
+    warm_imports = ("crashy_warm",)  # a module that records, in the worker, that the warm-up imported it
 
     def build(self, job):
         mode = job.options["mode"]
@@ -37,6 +38,9 @@ class Crashy(Format):
             raise ConversionError(f"{job.source.spec}: crashy cannot express op 'Weird'; export it differently")
         if mode == "memory":
             raise MemoryError()
+        import sys
+
+        job.progress.step(f"crashy: pid {os.getpid()}, warmed up: {'crashy_warm' in sys.modules}")
         counter = job.shared.setdefault("builds", [])
         counter.append(job.precisions[0])
         path = job.workdir / f"{job.stem}.{job.precisions[0]}.crashy"

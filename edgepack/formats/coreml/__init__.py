@@ -59,6 +59,10 @@ class CoreML(Format):
     runtime = "coreml_emulator"
     extra = "coreml"
     precisions = tuple(_SUMMARY)
+    # imported by the converter worker before its first cell, and by the build while it waits (pipeline/isolation.py):
+    # the emulator that checks .mlpackage files needs coremltools too
+    warm_imports = ("edgepack._coremltools:coremltools", "edgepack.formats.coreml.convert", "edgepack.formats.coreml.compress")
+    check_imports = ("edgepack._coremltools:coremltools", "edgepack.runtimes.coreml_emulator")
     # why a compressed variant can come out no smaller (the report's size note; OpLinearQuantizerConfig/
     # OpPalettizerConfig default weight_threshold)
     uncompressed_reason = "coremltools compresses only weights with more than 2048 elements (weight_threshold); this model's are smaller"

@@ -28,6 +28,9 @@ class OrtMobile(Format):
     runtime = "onnxruntime"
     extra = "onnx"
     precisions = ("fp32", "fp16", "int8")
+    # imported by the converter worker before its first cell, and by the build while it waits (pipeline/isolation.py)
+    warm_imports = ("onnx", "onnxruntime", "onnxruntime.tools.ort_format_model", "onnxruntime.quantization", "onnxscript")
+    check_imports = ("onnxruntime",)
     options = {
         "target_platform": Option(str, "arm", "ORT-format target platform: arm for phones and arm64 boards", ("arm", "amd64")),
         "optimization": Option(str, "all", "graph optimisation level baked into the .ort (fp16 always uses basic)", ("basic", "extended", "all")),
