@@ -219,6 +219,57 @@ def targets(as_json):
     click.echo(f"\n(from {shipped_dir()}; `edgepack targets --json` shows every setting)")
 
 
+@cli.command()
+@click.argument("fleet_file", metavar="FLEET.toml")
+@click.option("--out", "-o", help="Output folder (default: [defaults] out of FLEET.toml).")
+@click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True, help="local: a process pool here; ray: a Ray cluster (pip install 'edgepack[ray]').")
+@click.option("--ray-address", metavar="ray://HOST:PORT", help="The Ray cluster to use (default: a local Ray started here).")
+@click.option("--workers", type=int, help="Processes (local) or CPUs of the local Ray (default: this machine's cores).")
+@click.option("--shard", metavar="I/N", help="Build only shard I of N (task k of the sorted tasks goes to shard k mod N + 1); join the shards with `edgepack merge`.")
+@click.option("--cache", "cache", metavar="PATH|URL", help="The cell cache every task uses (default: $EDGEPACK_CACHE, else the user's cache folder).")
+@click.option("--no-cache", is_flag=True, help="Use no cell cache.")
+@click.option("--force", is_flag=True, help="Replace an --out folder that edgepack did not write (its content is moved aside, not deleted).")
+@click.option("--quiet", "-q", is_flag=True, help="No progress lines; only the summary.")
+@debug_option
+def fleet(fleet_file, out, executor, ray_address, workers, shard, cache, no_cache, force, quiet):
+    """Build every model × target of FLEET.toml, one task per model × target × format, in parallel.
+
+    Writes OUT/<model>/ (artifacts and report) per model and OUT/fleet.json|md|html; exits with the worst cell's code."""
+    from .fleet import run_fleet
+
+    report = run_fleet(
+        fleet_file, out=out, executor=executor, ray_address=ray_address, workers=workers, shard=shard,
+        cache=cache, use_cache=not no_cache, force=force, progress=CliProgress(quiet),
+    )
+    _fleet_summary(report)
+
+
+@cli.command()
+@click.argument("shards", nargs=-1, required=True, metavar="SHARD_OUT...")
+@click.option("--out", "-o", required=True, help="The merged fleet output folder.")
+@click.option("--force", is_flag=True, help="Replace an --out folder that edgepack did not write (its content is moved aside, not deleted).")
+@click.option("--quiet", "-q", is_flag=True, help="No progress lines.")
+@debug_option
+def merge(shards, out, force, quiet):
+    """Join the outputs of `edgepack fleet --shard I/N` (every I) into one fleet output and report."""
+    from .fleet import merge_outputs
+
+    _fleet_summary(merge_outputs(list(shards), out, force=force, progress=CliProgress(quiet)))
+
+
+def _fleet_summary(report) -> None:
+    rows = [[c["model"], c["target"], c["format"], c["precision"], c["status"], c["exit_code"]] for c in report.cells]
+    click.echo(_table(("Model", "Target", "Format", "Precision", "Status", "Exit"), rows) if rows else "no cells in this output")
+    click.echo(f"\nFleet summary: {report.out}/fleet.html, fleet.md, fleet.json; per model: {report.out}/<model>/report.html")
+    failed = [c for c in report.cells if c["exit_code"]]
+    for c in failed:
+        why = f": {c['reason']}" if c.get("reason") else ""
+        click.echo(f"FAIL {c['model']} {c['target']} {c['format']} {c['precision']}: {c['status']} (exit {c['exit_code']}){why}", err=True)
+    if failed:
+        click.echo(f"edgepack: error: {len(failed)} of {len(report.cells)} cells failed; exit code {report.exit_code} is the worst cell's", err=True)
+        sys.exit(report.exit_code)
+
+
 def _footer(results) -> list[str]:
     """Short lines under the build table: what the latency column means, and the notes that apply to all."""
     lines = []
