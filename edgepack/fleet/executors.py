@@ -14,7 +14,7 @@ from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any
 
-from ..errors import ExitCode, MissingDependencyError
+from ..errors import ConfigError, ExitCode, MissingDependencyError, first_line
 from .plan import Task
 from .spec import Resources
 from .task import HOOK_ENVS, run_task
@@ -111,10 +111,14 @@ def run_ray(tasks: list[Task], cache: dict[str, Any], resources: Resources, work
     runtime_env = {"env_vars": env} if env else None
     started_here = not ray.is_initialized()
     if started_here:
-        if address:
-            ray.init(address=address, runtime_env=runtime_env, log_to_driver=False)
-        else:
-            ray.init(num_cpus=workers or os.cpu_count() or 1, include_dashboard=False, log_to_driver=False, runtime_env=runtime_env)
+        try:
+            if address:
+                ray.init(address=address, runtime_env=runtime_env, log_to_driver=False)
+            else:
+                ray.init(num_cpus=workers or os.cpu_count() or 1, include_dashboard=False, log_to_driver=False, runtime_env=runtime_env)
+        except Exception as exc:  # noqa: BLE001 - any failure to reach or start Ray is the user's to fix
+            where = f"--ray-address {address}" if address else "a local Ray"
+            raise ConfigError(f"{where}: Ray did not start ({type(exc).__name__}: {first_line(exc)}); check the address and that the cluster runs ray {ray.__version__}") from None
     results: dict[str, dict] = {}
     try:
         counter = ray.remote(_AttemptCounter).options(num_cpus=0).remote()

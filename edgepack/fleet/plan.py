@@ -47,7 +47,10 @@ def plan_tasks(spec: FleetSpec) -> list[Task]:
         order = 0
         for t in m.targets:
             if t not in profiles:
-                profiles[t] = resolve_profile(t)
+                try:
+                    profiles[t] = resolve_profile(t)
+                except ConfigError as exc:
+                    raise ConfigError(f"{spec.path}: model {m.name!r}: {exc}") from None
             p = profiles[t]
             if p.name in names:
                 raise ConfigError(f"{spec.path}: model {m.name!r} lists two targets named {p.name!r}; each target needs its own name")

@@ -203,6 +203,7 @@ def _assemble(staging: Path, out: Path, entries: list[dict], plan: dict, executo
                 failures += _failures(task, result)
                 continue
             rep = decode_report(result["report"])
+            tasks[-1]["cache_hits"] = sum(1 for a in rep.artifacts if (a.cache or {}).get("hit"))
             _place(Path(e["root"]), [f for a in rep.artifacts for f in (a.file, *a.extra_files)], staging / name, move)
             reports.append(rep)
             facts = facts or decode_calibration(result["manifest"])

@@ -21,7 +21,7 @@ class FleetReport:
     executor: str  # local | ray | merged
     models: list[dict[str, Any]]  # name, model, calibration, report (relative path or None), exit_code, passed
     cells: list[dict[str, Any]]  # model, target, format, precision, status, exit_code (+ file, sha256, size_bytes | stage, reason)
-    tasks: list[dict[str, Any]]  # id, status, attempts, duration_s, exit_code, shard
+    tasks: list[dict[str, Any]]  # id, status, attempts, duration_s, exit_code, shard, cache_hits (cells the cache had)
 
     @property
     def exit_code(self) -> int:
