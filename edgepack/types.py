@@ -193,6 +193,7 @@ class ArtifactResult:
     latency_skipped: str | None = None  # why latency is None, e.g. "--no-latency"
     emulated: dict[str, Any] | None = None  # edgepack.arm64: the arm64 run under QEMU (parity, vs host, counts) or a note
     latency_estimate: dict[str, Any] | None = None  # "estimated-device" figure (edgepack.estimate), never a measurement
+    cache: dict[str, Any] | None = None  # {"hit": bool, "key": str} when the cell cache was on
 
     @property
     def passed(self) -> bool:

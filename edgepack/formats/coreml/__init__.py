@@ -101,6 +101,7 @@ class CoreML(Format):
         from .convert import convert
         from ..._coremltools import coremltools
         from .metadata import annotate
+        from .reproducible import canonicalize
 
         import sys
 
@@ -151,6 +152,7 @@ class CoreML(Format):
             if out.exists():
                 shutil.rmtree(out)
             mlmodel.save(str(out))
+            canonicalize(out)  # same model, same bytes (see reproducible.py)
             yield Artifact(
                 path=out,
                 format=self.name,
