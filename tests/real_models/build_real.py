@@ -40,16 +40,31 @@ def build(name: str, work: Path) -> dict:
 
 def cells(report: Path) -> list[dict]:
     """One row per cell of a report.json: its status, stage and reason, and for a built cell the
-    worst output's cosine, the size and the failures (parity tolerances or a size budget)."""
+    worst output's cosine, the size and every failed check (parity, size budget, arm64 emulation)."""
     rep = json.loads(Path(report).read_text())
     arts = {(a["target"], a["format"], a["precision"]): a for a in rep["artifacts"]}
     rows = []
     for c in rep["cells"]:
         a = arts.get((c["target"], c["format"], c["precision"]))
         cos = min((o["min_cosine"] for o in a["parity"]["outputs"] if o["min_cosine"] is not None), default=None) if a else None
-        failures = (a["parity"]["failures"] + list(a.get("budget_failures") or [])) if a else []
-        rows.append({**c, "cosine": cos, "size_bytes": a["size_bytes"] if a else None, "failures": failures})
+        rows.append({**c, "cosine": cos, "size_bytes": a["size_bytes"] if a else None, "failures": _failures(a) if a else []})
     return rows
+
+
+def _failures(node, where: str = "") -> list[str]:
+    """Every failed check an artifact records: its parity's, a size budget's, and those of nested
+    checks such as the arm64 emulation's parity (named by where they sit)."""
+    out: list[str] = []
+    if isinstance(node, dict):
+        for key, val in node.items():
+            if key in ("failures", "budget_failures") and isinstance(val, list):
+                out += [f"{where}: {f}" if where else str(f) for f in val]
+            elif isinstance(val, (dict, list)):
+                out += _failures(val, f"{where}.{key}".strip(".") if key != "parity" or where else "")
+    elif isinstance(node, list):
+        for val in node:
+            out += _failures(val, where)
+    return out
 
 
 def markdown(results: list[dict]) -> str:

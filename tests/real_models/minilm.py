@@ -190,3 +190,20 @@ def save_minilm_pt2(model_dir: Path, dest: Path, seq_len: int = SEQ_LEN) -> Path
     ex = (torch.zeros(1, seq_len, dtype=torch.int64), torch.ones(1, seq_len, dtype=torch.int64))
     torch.export.save(torch.export.export(net, ex), str(dest))
     return dest
+
+
+def save_minilm_onnx(model_dir: Path, dest: Path, seq_len: int = SEQ_LEN) -> Path:
+    """The network as ONNX (opset 17, torch's TorchScript exporter) with dynamic batch and
+    sequence axes on both int64 inputs, as sentence-transformer exports ship."""
+    import warnings
+
+    import torch
+
+    net = minilm_module(model_dir)
+    ex = (torch.zeros(1, seq_len, dtype=torch.int64), torch.ones(1, seq_len, dtype=torch.int64))
+    dyn = {0: "batch", 1: "sequence"}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(net, ex, str(dest), input_names=["input_ids", "attention_mask"], output_names=["embedding"], opset_version=17,
+                          dynamo=False, dynamic_axes={"input_ids": dyn, "attention_mask": dyn, "embedding": {0: "batch"}})
+    return dest

