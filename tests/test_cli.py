@@ -279,6 +279,6 @@ def test_onnx_with_external_weights(tmp_path, fast_profile):
     prog = torch.onnx.export(tiny_cnn(), (torch.randn(1, 3, 16, 16),), dynamo=True, input_names=["image"])
     prog.save(str(model), external_data=True)
     assert (tmp_path / "ext.onnx.data").is_file()
-    calib = write_stacked(tmp_path / "calib", 12, (3, 16, 16))
+    calib = write_stacked(tmp_path / "calib", 20, (3, 16, 16))  # 8 held out (validation.min_samples)
     code, _, err = run_cli("build", str(model), "-c", str(calib), "-t", fast_profile, "-o", str(tmp_path / "o"), "-q")
     assert code == 0, err

@@ -132,7 +132,29 @@ def test_fp16_overflow_in_every_format(tmp_path):
     assert y["sqnr_db"] is None and y["checks"] and all(c["value"] is None and not c["passed"] for c in y["checks"])
     assert any("non-finite values (32 Inf) on 8 of 8 samples" in f for f in coreml["failures"]), coreml["failures"]
     assert any(f.startswith("fp16 overflow in the Core ML emulator: op ") and "beyond fp16's 65504" in f for f in coreml["failures"])
-    assert f"FAIL p coreml fp16: fp16 overflow in the Core ML emulator" in err
+    assert "FAIL p coreml fp16: fp16 overflow in the Core ML emulator" in err
     for fmt in ("tflite", "ort"):
         (y,) = cells[fmt]["outputs"]
         assert cells[fmt]["passed"] and not y["nonfinite"] and y["max_abs"] <= 1e-3, (fmt, y)
+
+
+@pytest.mark.slow
+def test_check_uses_the_precision_edgepack_stored(tmp_path, tiny_cnn_files):
+    """`edgepack check` on an int8 .tflite that edgepack built passes with no --precision (it reads
+    int8 from the file); --precision fp32 overrides it and fails; an artifact without edgepack's
+    precision (.ort keeps none) is checked at fp32, and the note says so."""
+    pt2, calib = str(tiny_cnn_files["pt2"]), str(tiny_cnn_files["calib"])
+    prof = _profile(tmp_path / "p.toml", {"tflite": ["int8"], "ort": ["fp32"]})
+    code, _, err = run_cli("build", pt2, "-c", calib, "-t", str(prof), "-o", str(tmp_path / "o"))
+    assert code == 0, err
+    tfl, ort = tmp_path / "o" / "p" / "tiny.int8.tflite", tmp_path / "o" / "p" / "tiny.fp32.ort"
+    code, out, err = run_cli("check", str(tfl), "-m", pt2, "-c", calib, "--no-latency", "--json")
+    assert code == 0, err
+    entry = json.loads(out)
+    assert entry["precision"] == "int8" and entry["parity"]["tolerances"] == {"min_cosine": 0.99, "min_top1_agreement": 0.95, "max_accuracy_drop": 0.01}
+    assert "tolerances of int8, the precision edgepack stored in tiny.int8.tflite (--precision overrides it)" in entry["notes"]
+    code, _, err = run_cli("check", str(tfl), "-m", pt2, "-c", calib, "--no-latency", "--precision", "fp32")
+    assert code == 1 and f"FAIL {tfl.name} fp32: output 'output': abs " in err
+    code, out, err = run_cli("check", str(ort), "-m", pt2, "-c", calib, "--no-latency")
+    assert code == 0, err
+    assert "note: tiny.fp32.ort records no edgepack precision; checked with fp32 tolerances, the default (--precision sets another)" in err

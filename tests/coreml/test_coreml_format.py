@@ -151,8 +151,8 @@ def test_op_the_emulator_lacks_is_a_one_line_error(tmp_path):
     model = tmp_path / "warp.pt2"
     torch.export.save(torch.export.export(Warp().eval(), (torch.randn(1, 1, 8, 8),)), str(model))
     calib = tmp_path / "c.npz"
-    np.savez(calib, image=np.random.default_rng(0).random((6, 1, 8, 8), dtype=np.float32))
-    code, _, err = run_cli("build", str(model), "-c", str(calib), "-t", str(_profile(tmp_path, ["fp32"], val=3)), "-o", str(tmp_path / "o"))
+    np.savez(calib, image=np.random.default_rng(0).random((20, 1, 8, 8), dtype=np.float32))  # 8 held out (validation.min_samples)
+    code, _, err = run_cli("build", str(model), "-c", str(calib), "-t", str(_profile(tmp_path, ["fp32"], val=8)), "-o", str(tmp_path / "o"))
     lines = [ln for ln in err.splitlines() if ln.startswith("edgepack: error:")]
     assert code == 4, err
     assert len(lines) == 1 and "no kernel for op 'resample'" in lines[0] and "failed at validate" in lines[0]

@@ -20,7 +20,7 @@ def test_rank2_per_channel_prelu_converts_and_matches(tmp_path):
     model = tmp_path / "prelu.pt2"
     torch.export.save(torch.export.export(net, (torch.randn(1, 3, 8, 8),)), str(model))
     calib = tmp_path / "c.npz"
-    np.savez(calib, input=np.random.default_rng(0).standard_normal((10, 3, 8, 8)).astype(np.float32))
+    np.savez(calib, input=np.random.default_rng(0).standard_normal((20, 3, 8, 8)).astype(np.float32))
     prof = write_profile(tmp_path / "p.toml", 'name = "t"\n[formats.coreml]\nprecisions = ["fp32"]\n[latency]\nruns = 1\nwarmup = 0\n')
     rep = edgepack.build(str(model), calib, [prof], tmp_path / "o")
     assert not rep.failed_cells, rep.failed_cells

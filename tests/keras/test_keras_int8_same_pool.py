@@ -21,7 +21,7 @@ def test_same_maxpool_keras_cnn_int8(tmp_path):
     model = tmp_path / "cnn.keras"
     keras.Model(inp, out).save(str(model))
     calib = tmp_path / "c.npz"
-    np.savez(calib, image=np.random.default_rng(0).random((16, 24, 24, 1), dtype=np.float32))
+    np.savez(calib, image=np.random.default_rng(0).random((20, 24, 24, 1), dtype=np.float32))
     prof = write_profile(tmp_path / "p.toml", 'name = "t"\n[formats.tflite]\nprecisions = ["int8"]\n[latency]\nruns = 1\nwarmup = 0\n')
     rep = edgepack.build(str(model), calib, [prof], tmp_path / "o")
     assert not rep.failed_cells, rep.failed_cells

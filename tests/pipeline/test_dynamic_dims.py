@@ -83,7 +83,7 @@ def test_samples_of_different_shapes_are_bad_input(tmp_path, dynamic_onnx):
 
 
 def test_input_shape_must_match_the_data(tmp_path, dynamic_onnx):
-    calib = _calib(tmp_path, *[(1, 3, 16, 16)] * 4)
+    calib = _calib(tmp_path, *[(1, 3, 16, 16)] * 20)  # 8 held out (validation.min_samples)
     prof = str(write_profile(tmp_path / "p.toml", ORT))
     code, _, err = run_cli("build", str(dynamic_onnx), "-c", str(calib), "-t", prof, "-o", str(tmp_path / "o"), "--input-shape", "image=1,3,32,32")
     assert code == 3 and "but --input-shape asks for (1, 3, 32, 32)" in err

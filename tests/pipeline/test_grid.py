@@ -91,7 +91,7 @@ def test_a_format_that_refuses_the_model_fails_only_its_cells(tmp_path):
     model = tmp_path / "hardmax.onnx"
     onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]), str(model))
     calib = tmp_path / "c.npz"
-    np.savez(calib, x=np.random.default_rng(0).standard_normal((10, 6)).astype(np.float32))
+    np.savez(calib, x=np.random.default_rng(0).standard_normal((20, 6)).astype(np.float32))  # 8 held out (validation.min_samples)
     extra = '[formats.tflite]\nprecisions = ["fp32"]\n[formats.coreml]\nprecisions = ["fp32"]'
     prof = write_profile(tmp_path / "p.toml", PROFILE.format(name="t", extra=extra, timeout=600))
     out = tmp_path / "out"

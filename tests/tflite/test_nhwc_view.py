@@ -28,7 +28,7 @@ def test_view_after_convs_on_the_nhwc_route(tmp_path):
     model = tmp_path / "view.pt2"
     torch.export.save(torch.export.export(Net().eval(), (torch.randn(1, 3, 12, 12),)), str(model))
     calib = tmp_path / "c.npz"
-    np.savez(calib, image=np.random.default_rng(0).standard_normal((10, 3, 12, 12)).astype(np.float32))
+    np.savez(calib, image=np.random.default_rng(0).standard_normal((20, 3, 12, 12)).astype(np.float32))
     prof = write_profile(tmp_path / "p.toml", 'name = "t"\n[formats.tflite]\nprecisions = ["fp32"]\nlayout = "nhwc"\n[latency]\nruns = 1\nwarmup = 0\n')
     rep = edgepack.build(str(model), calib, [prof], tmp_path / "o")
     assert not rep.failed_cells, rep.failed_cells

@@ -63,7 +63,7 @@ def test_op_without_a_litert_kernel_is_a_one_line_cli_error(tmp_path):
             return torch.cumprod(x, 1) + 1.0
 
     pt2 = save_pt2(Cumprod().eval(), (torch.rand(1, 8),), tmp_path / "cumprod.pt2")
-    calib = write_stacked(tmp_path / "calib", 8, (8,), name="x")
+    calib = write_stacked(tmp_path / "calib", 20, (8,), name="x")  # 8 held out (validation.min_samples)
     prof = profile(tmp_path / "p.toml", ["fp32"])
     code, out, err = run_cli("build", str(pt2), "--calibration", str(calib), "--target", str(prof), "--out", str(tmp_path / "o"), "-q")
     assert code == 4, err
@@ -90,7 +90,7 @@ def test_onnx_op_outside_the_bridge_is_named(tmp_path):
     )
     path = tmp_path / "hardmax.onnx"
     onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]), str(path))
-    calib = write_stacked(tmp_path / "calib", 6, (4,), name="x")
+    calib = write_stacked(tmp_path / "calib", 20, (4,), name="x")
     code, out, err = run_cli("build", str(path), "--calibration", str(calib), "--target", str(profile(tmp_path / "p.toml", ["fp32"])), "--out", str(tmp_path / "o"), "-q")
     assert code == 4 and len(err.strip().splitlines()) == 1, err
     assert f"{path}: op 'Hardmax' (and 'Det') is not supported by edgepack's ONNX->PyTorch bridge" in err
