@@ -113,7 +113,27 @@ def _binary(c: Ctx):
     a, b = c.t(0), c.t(1)
     if c.node.op_type == "Div" and not a.dtype.is_floating_point and not b.dtype.is_floating_point:
         return [torch.div(a, b, rounding_mode="trunc")]
+    if c.node.op_type == "Pow":
+        return [_pow(c, a, b)]
     return [getattr(torch, _BINARY[c.node.op_type])(a, b)]
+
+
+def _pow(c: Ctx, a, b):
+    """x ** 2 / 3 as products and x ** 0.5 as sqrt (LiteRT's POW has no XNNPACK or int8 kernel);
+    any other power of a tensor of rank > 4 on flattened operands: LiteRT's POW broadcasts up to
+    4-D, and litert-torch fails to legalise a wider one (YOLOv5's `(wh * 2) ** 2` on 1x3xHxWx2)."""
+    torch = _torch()
+    e = c.args[1].value if isinstance(c.args[1], Const) and c.args[1].value.size == 1 else None
+    if e is not None and a.dtype.is_floating_point:
+        e = float(e.reshape(()))
+        if e in (1.0, 2.0, 3.0):
+            return a if e == 1.0 else (a * a if e == 2.0 else a * a * a)
+        if e == 0.5:
+            return torch.sqrt(a)
+    if max(a.dim(), b.dim()) > 4:
+        x, y = torch.broadcast_tensors(a, b)
+        return torch.pow(x.reshape(-1), y.reshape(-1)).reshape(x.shape)
+    return torch.pow(a, b)
 
 
 @op(*_UNARY)
