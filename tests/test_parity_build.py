@@ -141,8 +141,9 @@ def test_fp16_overflow_in_every_format(tmp_path):
 @pytest.mark.slow
 def test_check_uses_the_precision_edgepack_stored(tmp_path, tiny_cnn_files):
     """`edgepack check` on an int8 .tflite that edgepack built passes with no --precision (it reads
-    int8 from the file); --precision fp32 overrides it and fails; an artifact without edgepack's
-    precision (.ort keeps none) is checked at fp32, and the note says so."""
+    int8 from the file); --precision fp32 overrides it and fails; a .ort (it keeps no metadata) takes
+    the precision its output folder's manifest.json lists for it; a foreign file is checked at
+    fp32, and the note says so."""
     pt2, calib = str(tiny_cnn_files["pt2"]), str(tiny_cnn_files["calib"])
     prof = _profile(tmp_path / "p.toml", {"tflite": ["int8"], "ort": ["fp32"]})
     code, _, err = run_cli("build", pt2, "-c", calib, "-t", str(prof), "-o", str(tmp_path / "o"))
@@ -155,6 +156,11 @@ def test_check_uses_the_precision_edgepack_stored(tmp_path, tiny_cnn_files):
     assert "tolerances of int8, the precision edgepack stored in tiny.int8.tflite (--precision overrides it)" in entry["notes"]
     code, _, err = run_cli("check", str(tfl), "-m", pt2, "-c", calib, "--no-latency", "--precision", "fp32")
     assert code == 1 and f"FAIL {tfl.name} fp32: output 'output': abs " in err
-    code, out, err = run_cli("check", str(ort), "-m", pt2, "-c", calib, "--no-latency")
+    code, out, err = run_cli("check", str(ort), "-m", pt2, "-c", calib, "--no-latency")  # .ort keeps no metadata: the manifest's
     assert code == 0, err
-    assert "note: tiny.fp32.ort records no edgepack precision; checked with fp32 tolerances, the default (--precision sets another)" in err
+    assert f"note: tolerances of fp32, the precision {tmp_path / 'o' / 'manifest.json'} records for tiny.fp32.ort" in err
+    foreign = tmp_path / "foreign.ort"
+    foreign.write_bytes(ort.read_bytes())  # no manifest beside it
+    code, out, err = run_cli("check", str(foreign), "-m", pt2, "-c", calib, "--no-latency")
+    assert code == 0, err
+    assert "note: foreign.ort records no edgepack precision; checked with fp32 tolerances, the default (--precision sets another)" in err
