@@ -76,3 +76,93 @@ def test_pow_of_a_5d_tensor_converts_to_tflite():
     assert ops.get("POW") == 2 and ops.get("SQRT") == 1, ops  # 1.7 and the per-anchor tensor stay POW (flattened)
     want = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, feeds)[0]
     np.testing.assert_allclose(_run_tflite(content, feeds), want, atol=1e-5, rtol=1e-5)
+
+
+def _yolo(version: str):
+    """A YOLOv8-style (DFL box head: Split, Softmax over the 16 bins, anchors - lt / + rb) or
+    YOLOv5-style (5-D view/permute, sigmoid, (xy*2 + grid)*stride, (wh*2)**2*anchor, Tile) detector
+    on a small backbone with nearest and bilinear upsampling and Concat."""
+    import torch
+    import torch.nn.functional as F
+    from torch import nn
+
+    nc = 5
+    torch.manual_seed(0)
+
+    def cbs(i, o, s=1):
+        bn = nn.BatchNorm2d(o)
+        bn.running_mean.uniform_(-0.2, 0.2)
+        bn.running_var.uniform_(0.5, 1.5)
+        return nn.Sequential(nn.Conv2d(i, o, 3, s, 1), bn, nn.SiLU())
+
+    class Det(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.b1, self.b2, self.b3, self.f2, self.f1 = cbs(3, 8, 2), cbs(8, 16, 2), cbs(16, 16, 2), cbs(32, 16), cbs(24, 16)
+            no = 64 + nc if version == "v8" else 3 * (5 + nc)
+            self.heads = nn.ModuleList(nn.Conv2d(16, no, 1) for _ in range(3))
+            self.dfl = nn.Conv2d(16, 1, 1, bias=False)
+            self.dfl.weight.data[:] = torch.arange(16, dtype=torch.float32).view(1, 16, 1, 1)
+            anchors = [[10, 13, 16, 30, 33, 23], [30, 61, 62, 45, 59, 119], [116, 90, 156, 198, 373, 326]]
+            self.register_buffer("anchors", torch.tensor(anchors, dtype=torch.float32).view(3, 3, 2))
+
+        def forward(self, images):
+            p1 = self.b1(images)
+            p2 = self.b2(p1)
+            p3 = self.b3(p2)
+            n2 = self.f2(torch.cat([F.interpolate(p3, scale_factor=2.0, mode="nearest"), p2], 1))
+            n1 = self.f1(torch.cat([F.interpolate(n2, scale_factor=2.0, mode="bilinear"), p1], 1))
+            feats = [h(f) for h, f in zip(self.heads, (n1, n2, p3))]
+            return self.v8(feats) if version == "v8" else self.v5(feats)
+
+        def v8(self, feats):
+            anchors, strides = [], []
+            for f, st in zip(feats, (2, 4, 8)):
+                hh, ww = f.shape[2:]
+                gy, gx = torch.meshgrid(torch.arange(hh, dtype=torch.float32) + 0.5, torch.arange(ww, dtype=torch.float32) + 0.5, indexing="ij")
+                anchors.append(torch.stack((gx, gy), -1).view(-1, 2))
+                strides.append(torch.full((hh * ww, 1), float(st)))
+            anchors, strides = torch.cat(anchors).transpose(0, 1).unsqueeze(0), torch.cat(strides).transpose(0, 1)
+            box, cls = torch.cat([f.view(1, 64 + nc, -1) for f in feats], 2).split((64, nc), 1)
+            a = box.shape[2]
+            lt, rb = self.dfl(box.view(1, 4, 16, a).transpose(2, 1).softmax(1)).view(1, 4, a).chunk(2, 1)
+            dbox = torch.cat(((2 * anchors - lt + rb) / 2, lt + rb), 1) * strides
+            return torch.cat((dbox, cls.sigmoid()), 1)
+
+        def v5(self, feats):
+            z = []
+            for i, f in enumerate(feats):
+                ny, nx = f.shape[2:]
+                f = f.view(1, 3, 5 + nc, ny, nx).permute(0, 1, 3, 4, 2).contiguous()
+                yv, xv = torch.meshgrid(torch.arange(ny), torch.arange(nx), indexing="ij")
+                grid = torch.stack((xv, yv), 2).expand(1, 3, ny, nx, 2).float() - 0.5
+                xy, wh, conf = f.sigmoid().split((2, 2, nc + 1), 4)
+                wh = (wh * 2) ** 2 * self.anchors[i].view(1, 3, 1, 1, 2)
+                z.append(torch.cat(((xy * 2 + grid) * 2 ** (i + 1), wh, conf), 4).view(1, -1, 5 + nc))
+            out = torch.cat(z, 1)
+            return torch.cat([out[..., :4], out[..., 4:5] * out[..., 5:], out[..., -1:].tile(1, 1, 2)], -1)
+
+    return Det().eval()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("version,exporter", [("v8", "legacy-opset11"), ("v5", "dynamo")])
+def test_yolo_head_fp32_tflite_matches_onnxruntime(tmp_path, version, exporter):
+    """Measured here (edgepack 2026-12, litert-torch 0.10): both heads, and the same with the other
+    exporter, convert with cosine >= 0.99999999; the v5 head failed before the Pow rewrite."""
+    pytest.importorskip("litert_torch")
+    import torch
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent / "real_models"))
+    from real_bridge import measure
+
+    path = tmp_path / f"yolo{version}.onnx"
+    x = torch.zeros(1, 3, 64, 64)
+    if exporter == "dynamo":
+        torch.onnx.export(_yolo(version), (x,), input_names=["images"], output_names=["output0"], dynamo=True, external_data=False).save(str(path))
+    else:
+        torch.onnx.export(_yolo(version), (x,), str(path), input_names=["images"], output_names=["output0"], opset_version=11, dynamo=False)
+    result = measure(path, {}, cells=("tflite",))["tflite"]
+    assert "error" not in result, result
+    assert result["cosine"] >= 0.9999999, result
+    assert result["max_abs"] < 1e-3, result
