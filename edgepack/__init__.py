@@ -45,6 +45,9 @@ def build(
     force: bool = False,
     fail_fast: bool = False,
     input_shapes: dict[str, Sequence[int]] | Sequence[str] | None = None,
+    diagnose: bool = False,
+    cache: str | Path | None = None,
+    use_cache: bool = True,
 ) -> BuildReport:
     """Convert, quantise, check parity and time `model` for each target; write `out` whole.
 
@@ -69,6 +72,10 @@ def build(
     input_shapes: static shapes for dynamic inputs, {"images": (1, 3, 320, 320)} or
         ["images=1,3,320,320"] (like `--input-shape`); default: the profiles' `input_shapes`,
         else the calibration data's shape.
+    diagnose: name the first divergent layer of every cell that fails parity (like `--diagnose`).
+    cache: the cell cache, a folder or an fsspec URL ("s3://bucket/prefix"; like `--cache`);
+        default $EDGEPACK_CACHE, else ~/.cache/edgepack/cells. use_cache=False: no cache (`--no-cache`).
+        A cached cell is restored with its validation results; `.artifacts[i].cache` says so.
 
     Returns a BuildReport: `.passed`, `.exit_code`, `.artifacts` (ArtifactResult: `.target`,
     `.format`, `.precision`, `.path`, `.size_bytes`, `.parity`, `.latency`, `.notes`),
@@ -94,6 +101,9 @@ def build(
         force=force,
         fail_fast=fail_fast,
         input_shapes=input_shapes,
+        diagnose=diagnose,
+        cache=cache,
+        use_cache=use_cache,
     )
 
 

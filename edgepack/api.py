@@ -36,7 +36,8 @@ from .validate.latency import measure_latency
 from .estimate import estimate_from_emulated, latency_figure
 from .validate.parity import check_parity, check_reference_finite
 from .pipeline.cells import CellFailure
-from .pipeline.driver import build_grid, start_converters
+from .pipeline.driver import build_grid, restore_cached, start_converters
+from .cache import CellCache, resolve_location
 from .shapes import parse_input_shapes, profile_input_shapes, resolve_input_shapes
 
 
@@ -60,6 +61,8 @@ def build(
     fail_fast: bool = False,
     input_shapes: dict[str, Sequence[int]] | Sequence[str] | None = None,
     diagnose: bool = False,
+    cache: str | Path | None = None,
+    use_cache: bool = True,
 ) -> BuildReport:
     """Build, validate and report every target. Returns the BuildReport; `report.passed` is
     False when a parity tolerance or budget failed (every file is still written).
@@ -77,7 +80,11 @@ def build(
     ["images=1,3,320,320"] (`--input-shape`); by default they come from the profiles' `input_shapes`,
     else from the calibration data.
     `diagnose`: name the first divergent layer of every cell that fails parity (`--diagnose`), even
-    where a profile says `[validation] diagnose = "never"` (edgepack.diagnose)."""
+    where a profile says `[validation] diagnose = "never"` (edgepack.diagnose).
+    `cache`: the cell cache's location, a folder or an fsspec URL such as s3://bucket/prefix
+    (`--cache`; default $EDGEPACK_CACHE, else the user's cache folder); `use_cache=False` turns it off
+    (`--no-cache`). A cell found there is restored, artifact and validation results, instead of built;
+    when every cell is there the model is not even loaded (edgepack.cache)."""
     progress = _progress(progress)
     started = time.perf_counter()
     started_at = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
@@ -102,6 +109,14 @@ def build(
     staged = StagedOutput(Path(out), force=force)  # checks --out before any slow work
     if android_assets is not None:  # a folder edgepack did not write is refused now, not after the build
         StagedOutput(Path(android_assets), option="--android-assets", force=force).check()
+    overrides = {**profile_input_shapes(profiles), **_shape_overrides(input_shapes)}
+    location = resolve_location(cache, use_cache)
+    cache_options = {"latency": bool(latency), "diagnose": bool(diagnose)}
+    cells_cache = CellCache.open(location, model=str(model), calibration=calibration, overrides=overrides, options=cache_options)
+    if cells_cache is not None and android_assets is None:  # golden vectors need the model: no shortcut then
+        cached = _build_from_cache(cells_cache, calibration, profiles, Path(out), force, allow_pickle, progress, started, started_at, build_notes)
+        if cached is not None:
+            return cached
     # the converter worker starts now: it loads the model and imports the converters while this process does the same
     with staged as staging, work_folder() as work, start_converters(profiles, str(model), allow_pickle, progress) as converters:
         progress.step(f"loading {model}")
@@ -111,14 +126,15 @@ def build(
             calibration, source.inputs, allow_pickle=allow_pickle, outputs=source.outputs,
             max_bytes=min(p.validation.max_calibration_bytes for p in profiles),
         )
-        shapes = resolve_input_shapes(
-            source.declared_inputs, calib.samples, calib.origins, {**profile_input_shapes(profiles), **_shape_overrides(input_shapes)}, source.spec
-        )
+        shapes = resolve_input_shapes(source.declared_inputs, calib.samples, calib.origins, overrides, source.spec)
+        loaded_inputs = source.inputs
         if shapes:
             source = source.with_static_shapes(shapes)
             progress.step("static input shapes: " + ", ".join(f"{k} {list(v)}" for k, v in shapes.items()))
         refused = _preflight(profiles, source, calib, android_assets, android_target)
         reference = _ReferenceCache(source, calib, progress)
+        if cells_cache is not None:  # what a later, fully cached build needs from the model
+            cells_cache.save_model_info(loaded_inputs, source.outputs, shapes, source.describe())
 
         diagnosis = {"force": diagnose, "trace_cache": {}}  # the work folder keeps the files artifacts were made from
 
@@ -131,7 +147,7 @@ def build(
         cells = build_grid(
             profiles, source, calib, reference, staging, Path(work), progress,
             validate=validate, allow_pickle=allow_pickle, fail_fast=fail_fast, input_shapes=shapes or None, refused=refused,
-            converters=converters,
+            converters=converters, cache=cells_cache,
         )
         results = [c for c in cells if isinstance(c, ArtifactResult)]
         failed = [c for c in cells if isinstance(c, CellFailure)]
@@ -148,7 +164,9 @@ def build(
             duration_s=round(time.perf_counter() - started, 2),
             notes=tuple(build_notes),
             failed_cells=failed,
+            cache=_cache_json(cells_cache),
         )
+        _cache_progress(cells_cache, progress)
         progress.step("writing reports")
         write_reports(report, calib, staging)
         if android_assets is None:
@@ -163,6 +181,66 @@ def build(
                     progress.warn(message)
     _rebase(results, Path(out))
     return report
+
+
+class _NotCached(Exception):
+    """A cell went missing between the check and the restore: build normally."""
+
+
+def _build_from_cache(cells_cache, calibration, profiles, out: Path, force, allow_pickle, progress, started, started_at, notes) -> BuildReport | None:
+    """The whole build from the cell cache, without loading the model, when every cell is there;
+    else None, with nothing written."""
+    info = cells_cache.model_info()
+    if info is None:
+        return None
+    calib = load_calibration(
+        calibration, info.inputs, allow_pickle=allow_pickle, outputs=info.outputs,
+        max_bytes=min(p.validation.max_calibration_bytes for p in profiles),
+    )
+    staged = StagedOutput(out, force=force)
+    try:
+        with staged as staging:
+            results = restore_cached(profiles, calib, cells_cache, staging, progress)
+            if results is None:
+                raise _NotCached
+            _add_size_findings(results, progress)
+            report = BuildReport(
+                schema_version=REPORT_SCHEMA_VERSION,
+                edgepack_version=__version__,
+                model=info.describe,
+                targets=[p.to_json() for p in profiles],
+                calibration=calib.describe(),
+                artifacts=results,
+                out_dir=out,
+                started_at=started_at,
+                duration_s=round(time.perf_counter() - started, 2),
+                notes=tuple(notes),
+                cache=_cache_json(cells_cache),
+            )
+            progress.step("writing reports")
+            write_reports(report, calib, staging)
+            for message in staged.commit():
+                progress.warn(message)
+    except _NotCached:
+        return None
+    _rebase(results, out)
+    return report
+
+
+def _cache_json(cells_cache) -> dict | None:
+    return None if cells_cache is None else {"location": cells_cache.location, **cells_cache.stats.to_json()}
+
+
+def _cache_progress(cells_cache, progress) -> None:
+    if cells_cache is None:
+        return
+    st = cells_cache.stats
+    if st.hits or st.stored:
+        progress.step(f"cell cache {cells_cache.location}: {st.hits} reused, {st.stored} stored")
+    for c in st.corrupt:
+        progress.warn(f"cell cache: a corrupt entry was rebuilt ({c})")
+    for e in st.errors:
+        progress.warn(f"cell cache: {e}")
 
 
 def _shape_overrides(input_shapes) -> dict[str, tuple[int, ...]]:

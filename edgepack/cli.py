@@ -79,8 +79,10 @@ def cli(debug: bool) -> None:
 @click.option("--input-shape", "input_shapes", multiple=True, metavar="NAME=D0,D1,...", help="Static shape of a dynamic input, e.g. images=1,3,320,320 (repeatable; default: from the calibration data).")
 @click.option("--fail-fast", is_flag=True, help="Stop at the first cell that fails, with its exit code (default: record it and build every other cell).")
 @click.option("--diagnose", "diagnose_failed", is_flag=True, help="Name the first divergent layer of every cell that fails parity (also when a profile says [validation] diagnose = \"never\").")
+@click.option("--cache", "cache", metavar="PATH|URL", help="The cell cache: a folder or an fsspec URL such as s3://bucket/prefix (default: $EDGEPACK_CACHE, else ~/.cache/edgepack/cells).")
+@click.option("--no-cache", is_flag=True, help="Build every cell anew; read and write no cache.")
 @debug_option
-def build(model, calibration, targets, out, allow_pickle, quiet, android_assets, android_target, formats, precisions, no_latency, force, input_shapes, fail_fast, diagnose_failed):
+def build(model, calibration, targets, out, allow_pickle, quiet, android_assets, android_target, formats, precisions, no_latency, force, input_shapes, fail_fast, diagnose_failed, cache, no_cache):
     """Build, validate and report MODEL (.pt2, .onnx, .keras, or package.module:function) for each --target.
 
     --format and --precision narrow the cells the profiles list; they never add one."""
@@ -103,6 +105,8 @@ def build(model, calibration, targets, out, allow_pickle, quiet, android_assets,
         fail_fast=fail_fast,
         input_shapes=list(input_shapes) or None,
         diagnose=diagnose_failed,
+        cache=cache,
+        use_cache=not no_cache,
     )
     for line in terminal_lines(report.artifacts, report.failed_cells):  # the worst output per cell, a line per failing output
         click.echo(line)

@@ -229,6 +229,7 @@ class BuildReport:
     duration_s: float
     notes: tuple[str, ...] = ()  # build-wide findings (also in each artifact's notes where they apply)
     failed_cells: list[Any] = field(default_factory=list)  # pipeline.cells.CellFailure: cells with no artifact
+    cache: dict[str, Any] | None = None  # the cell cache: location, hits, misses, stored, corrupt entries rebuilt
 
     @property
     def passed(self) -> bool:

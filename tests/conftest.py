@@ -14,6 +14,10 @@ sys.path.insert(0, str(ROOT))  # for examples.* entry points
 # Builds for the arm64 targets skip their emulated arm64 runs (seconds of QEMU per artifact) unless a
 # test turns them on (tests/test_arm64_*.py) or the environment already says EDGEPACK_ARM64=on.
 os.environ.setdefault("EDGEPACK_ARM64", "off")
+# Every test builds its cells anew: a cell cache shared between tests would let one test's artifact
+# stand in for another's conversion (a killed converter, a refused op). The cache's own tests turn it
+# on with a folder of their own (tests/test_cache_*.py).
+os.environ.setdefault("EDGEPACK_CACHE", "off")
 
 DIGITS_PT2 = ROOT / "examples" / "digits" / "digits_cnn.pt2"
 DIGITS_ONNX = ROOT / "examples" / "digits" / "digits_cnn.onnx"

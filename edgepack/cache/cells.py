@@ -67,15 +67,15 @@ class CacheStats:
 
 
 class CellCache:
-    def __init__(self, store: Store, base: dict[str, Any], work: Path):
+    def __init__(self, store: Store, base: dict[str, Any], work: Path | None = None):
         self.store = store
         self.base = base  # model, calibration, shape overrides, options: see keys.py
-        self.work = work
+        self.work = work  # where fetched entries land before they move into the build (default: the temp folder)
         self.stats = CacheStats()
         self.shapes: dict[str, tuple[int, ...]] = {}
 
     @classmethod
-    def open(cls, location: str | None, *, model: str, calibration: str | Path, overrides: dict, options: dict, work: Path) -> CellCache | None:
+    def open(cls, location: str | None, *, model: str, calibration: str | Path, overrides: dict, options: dict, work: Path | None = None) -> CellCache | None:
         """None when caching is off or the model's content cannot be digested without running it."""
         if location is None:
             return None
@@ -174,8 +174,9 @@ class CellCache:
 
     # -- plumbing -------------------------------------------------------------------------------
     def _fetch(self, key: str) -> tuple[Path, dict[str, Any]] | None:
-        self.work.mkdir(parents=True, exist_ok=True)
-        into = Path(tempfile.mkdtemp(prefix="cache-", dir=self.work))
+        if self.work is not None:
+            self.work.mkdir(parents=True, exist_ok=True)
+        into = Path(tempfile.mkdtemp(prefix="edgepack-cache-", dir=self.work))
         try:
             got = self.store.get(key, into)
         except BaseException:
@@ -190,7 +191,7 @@ class CellCache:
         """Store an entry; a failed write (full disk, unreachable server) is recorded, never raised:
         the build's own results do not depend on the cache."""
         try:
-            self.store.put(key, root or self.work, files, meta)
+            self.store.put(key, root or Path(tempfile.gettempdir()), files, meta)
             return True
         except Exception as exc:  # noqa: BLE001 - any store error; the message says which
             self.stats.errors.append(f"{self.location}: writing {key[:16]} failed: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}")

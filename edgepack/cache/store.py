@@ -88,7 +88,8 @@ class _RemoteFS:
         import fsspec
 
         try:
-            self.fs, self.root = fsspec.core.url_to_fs(url)
+            # a fresh client per build: fsspec's instance cache would keep one made for another endpoint
+            self.fs, self.root = fsspec.core.url_to_fs(url, skip_instance_cache=True)
         except (ImportError, ValueError) as exc:
             raise ConfigError(f"--cache {url}: {str(exc).splitlines()[0]} (for s3:// install s3fs: pip install 'edgepack[cache]')") from exc
         self.root = self.root.rstrip("/")
@@ -137,6 +138,10 @@ class Store:
 
     def _dir(self, key: str) -> str:
         return self.fs.join(LAYOUT, key[:2], key)
+
+    def has(self, key: str) -> bool:
+        """Whether a committed entry exists (its files are checked only by get)."""
+        return self.fs.read(self.fs.join(LAYOUT, key[:2], key, ENTRY)) is not None
 
     def get(self, key: str, into: Path) -> Fetched | None:
         """Copy the entry's files into `into`; None on a miss. Raises Corrupt (after removing the

@@ -31,13 +31,49 @@ class CellFailed(EdgepackError):
 
 @dataclass
 class GridPlan:
-    """Per target: its calibration/validation split and the source's outputs on the validation part."""
+    """Per target: its calibration/validation split and the source's outputs on the validation part
+    (run on first use: a target whose cells all come from the cell cache never runs the source)."""
 
     profile: Any
     cal_idx: list[int]
     val_idx: list[int]
-    refs: list
+    reference: Any  # api._ReferenceCache: .outputs(indices)
     calibration: list  # the samples at cal_idx: one list per target, shared by its formats' cells
+
+    @property
+    def refs(self) -> list:
+        return self.reference.outputs(self.val_idx)
+
+
+def split_for(profile, calib) -> tuple[list[int], list[int]]:
+    """A target's (calibration, validation) indices: the one place the split is made."""
+    return calib.split(profile.validation.split, profile.validation.max_samples, profile.quantization.calibration_samples)
+
+
+def cell_keys(profiles, calib, cache) -> dict[Cell, str]:
+    """Every cell's cache key, in report order."""
+    keys = {}
+    for p in profiles:
+        split = split_for(p, calib)
+        for fspec in p.formats:
+            for precision in fspec.precisions:
+                keys[Cell(p.name, fspec.name, precision)] = cache.key(p, fspec.name, precision, split)
+    return keys
+
+
+def restore_cached(profiles, calib, cache, staging: Path, progress) -> list[Any] | None:
+    """The whole grid from the cell cache, or None (and nothing restored) unless every cell is there."""
+    keys = cell_keys(profiles, calib, cache)
+    if not keys or not all(cache.store.has(k) for k in keys.values()):
+        return None
+    ordered = []
+    for cell, key in keys.items():
+        hit = cache.load(key, staging)
+        if hit is None:  # corrupt or gone since: the caller builds normally (restored files are overwritten)
+            return None
+        ordered += hit
+    progress.step(f"every cell ({len(keys)}) reused from the cell cache {cache.location}; the model was not loaded")
+    return ordered
 
 
 class Converters:
@@ -104,6 +140,7 @@ def build_grid(
     input_shapes: dict[str, tuple[int, ...]] | None = None,
     refused: dict[tuple[str, str], Exception] | None = None,
     converters: Converters | None = None,
+    cache=None,
 ) -> list[Any]:
     """Every cell of every profile; returns ArtifactResults and CellFailures in report order.
 
@@ -111,21 +148,23 @@ def build_grid(
     ArtifactResult. `isolate` (default: on, unless EDGEPACK_ISOLATE=0) runs converters in a child.
     `refused`: {(target, format): error} from the formats' preflight; those cells fail at "convert"
     without being tried. `converters`: from start_converters() (its worker already running), else
-    one is made here; either way the grid stops it at the end."""
+    one is made here; either way the grid stops it at the end. `cache`: an edgepack.cache.CellCache;
+    a cell found there is restored instead of built, and every cell that passes validation is stored."""
     refused = refused or {}
     if converters is None:
         converters = Converters(grid_formats(profiles), str(source.spec), allow_pickle, progress, isolate)
     try:
-        return _build_grid(profiles, source, calib, reference, staging, work, progress, validate, fail_fast, input_shapes, refused, converters)
+        return _build_grid(profiles, source, calib, reference, staging, work, progress, validate, fail_fast, input_shapes, refused, converters, cache)
     finally:  # the worker is not needed past the grid: its memory goes back now (closing twice is harmless)
         converters.__exit__(None, None, None)
 
 
-def _build_grid(profiles, source, calib, reference, staging, work, progress, validate, fail_fast, input_shapes, refused, converters) -> list[Any]:
+def _build_grid(profiles, source, calib, reference, staging, work, progress, validate, fail_fast, input_shapes, refused, converters, cache) -> list[Any]:
     plans = {}
     for p in profiles:
-        cal_idx, val_idx = calib.split(p.validation.split, p.validation.max_samples, p.quantization.calibration_samples)
-        plans[p.name] = GridPlan(p, cal_idx, val_idx, reference.outputs(val_idx), [calib.samples[i] for i in cal_idx])
+        cal_idx, val_idx = split_for(p, calib)
+        plans[p.name] = GridPlan(p, cal_idx, val_idx, reference, [calib.samples[i] for i in cal_idx])
+    keys = cell_keys(profiles, calib, cache) if cache is not None else {}
     results: dict[Cell, list[Any]] = {}
     runner = converters.worker or _InProcess(source, progress)
     if converters.worker is not None:
@@ -154,11 +193,19 @@ def _build_grid(profiles, source, calib, reference, staging, work, progress, val
             )
             for precision in fspec.precisions:
                 cell = Cell(p.name, fmt_name, precision)
+                key = keys.get(cell)
+                hit = cache.load(key, staging) if key is not None and (p.name, fmt_name) not in refused else None
+                if hit is not None:
+                    runner.progress.step(f"{fmt_name} {precision}: reused from the cell cache")
+                    results[cell] = hit
+                    continue
                 if (p.name, fmt_name) in refused:
                     built = failure_from(cell, "convert", refused[(p.name, fmt_name)])
                 else:
                     built = runner.build(type(fmt), {**fields, "precisions": (precision,)}, cell, p.limits.cell_timeout_s)
                 results[cell] = _validate_all(cell, built, plan, target_dir, validate, progress)
+                if key is not None and results[cell] and not any(isinstance(r, CellFailure) for r in results[cell]):
+                    cache.save(key, results[cell], staging)  # only cells that built and validated
                 failed = [r for r in results[cell] if isinstance(r, CellFailure)]
                 for f in failed:  # a progress line now; the summary and the reports have it too
                     progress.step(f"{f.label}: FAILED at {f.stage}: {f.reason}")

@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import ExitCode
+from .layout import fixed_layout_command
 from .cells import Cell, CellFailure
 
 
@@ -112,11 +113,10 @@ class ConverterWorker:
         ours, theirs = socket.socketpair()
         package_root = str(Path(__file__).resolve().parents[2])  # the folder that holds edgepack/
         env = {**os.environ, "PYTHONPATH": os.pathsep.join([package_root, *filter(None, [os.environ.get("PYTHONPATH")])])}
+        # a fixed address-space layout: the same model gives the same bytes (layout.py says why)
+        argv, fixed_env = fixed_layout_command([sys.executable, "-m", "edgepack.pipeline.child", str(theirs.fileno())])
         try:
-            self._proc = subprocess.Popen(
-                [sys.executable, "-m", "edgepack.pipeline.child", str(theirs.fileno())],
-                pass_fds=[theirs.fileno()], env=env, stdin=subprocess.DEVNULL,
-            )
+            self._proc = subprocess.Popen(argv, pass_fds=[theirs.fileno()], env={**env, **fixed_env}, stdin=subprocess.DEVNULL)
         finally:
             theirs.close()
         self._conn = Connection(ours.detach())
@@ -139,7 +139,7 @@ class ConverterWorker:
                 except (OSError, ValueError):
                     pass
                 try:  # a child in the middle of a warm-up import does not read "stop"; it holds nothing of value
-                    self._proc.wait(0.5)
+                    self._proc.wait(0.2)
                 except subprocess.TimeoutExpired:
                     pass
         finally:

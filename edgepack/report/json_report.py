@@ -44,6 +44,7 @@ def artifact_json(r: ArtifactResult) -> dict[str, Any]:
         "latency_skipped": r.latency_skipped,
         "details": finite_json(a.details),
         "tool_versions": a.tool_versions,
+        "cache": r.cache,  # {"hit": true, "key": ...} when this cell was reused from the cell cache
     }
 
 
@@ -71,6 +72,7 @@ def report_json(report: BuildReport) -> dict[str, Any]:
         "failed_cells": [f.to_json() for f in report.failed_cells],
         "cells": cells_json(report),
         "parity_matrix": parity_matrix(report),
+        "cache": report.cache,  # location, hits, misses, stored, corrupt entries rebuilt; null with --no-cache
     }
 
 
