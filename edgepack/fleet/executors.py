@@ -58,15 +58,19 @@ def run_local(tasks: list[Task], work: Path, cache: dict[str, Any], resources: R
                 pool.submit(_local_task, t.to_json(), str(work / str(index[t.id])), cache, str(work / f"{index[t.id]}.attempts")): t
                 for t in pending.values()
             }
-            for fut in as_completed(futures):
-                t = futures[fut]
-                try:
-                    r = fut.result()
-                except BrokenProcessPool:
-                    continue  # a worker died: decided below, by the attempts each task made
-                results[t.id] = r
-                del pending[t.id]
-                on_result(r)
+            try:
+                for fut in as_completed(futures):
+                    t = futures[fut]
+                    try:
+                        r = fut.result()
+                    except BrokenProcessPool:
+                        continue  # a worker died: decided below, by the attempts each task made
+                    results[t.id] = r
+                    del pending[t.id]
+                    on_result(r)
+            except BaseException:  # Ctrl-C, SIGTERM, a bug: stop the workers now, not after their builds
+                _stop(pool)
+                raise
         for tid, t in list(pending.items()):
             made = _attempts(work / f"{index[tid]}.attempts")
             if made > resources.max_retries:
@@ -74,6 +78,12 @@ def run_local(tasks: list[Task], work: Path, cache: dict[str, Any], resources: R
                 del pending[tid]
                 on_result(results[tid])
     return results
+
+
+def _stop(pool: ProcessPoolExecutor) -> None:
+    for proc in list((getattr(pool, "_processes", None) or {}).values()):
+        proc.terminate()
+    pool.shutdown(wait=False, cancel_futures=True)
 
 
 def import_ray():
