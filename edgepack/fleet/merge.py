@@ -52,7 +52,7 @@ def merge_reports(reports: Sequence[BuildReport], out_dir: Path | None = None) -
     """One BuildReport of the same model from several (each built some of its cells): artifacts and
     failed cells joined in the order given, targets joined by name, notes without repeats,
     `duration_s` the sum of the builds' (the time the work took, wherever it ran), `started_at` the
-    earliest. Reports of different models or edgepack versions are refused (ConfigError)."""
+    earliest, the cell cache's counts added up. Reports of different models or edgepack versions are refused (ConfigError)."""
     if not reports:
         raise ValueError("merge_reports needs at least one report")
     first = reports[0]
@@ -80,7 +80,23 @@ def merge_reports(reports: Sequence[BuildReport], out_dir: Path | None = None) -
         duration_s=round(sum(r.duration_s for r in reports), 2),
         notes=tuple(notes),
         failed_cells=[f for r in reports for f in r.failed_cells],
+        cache=_merge_cache([r.cache for r in reports]),
     )
+
+
+def _merge_cache(stats: list[dict[str, Any] | None]) -> dict[str, Any] | None:
+    """The builds' cell-cache figures added up (None when none used a cache)."""
+    used = [s for s in stats if s]
+    if not used:
+        return None
+    out: dict[str, Any] = {"location": used[0].get("location")}
+    for s in used:
+        for k, v in s.items():
+            if isinstance(v, int) and not isinstance(v, bool):
+                out[k] = out.get(k, 0) + v
+            elif isinstance(v, list):
+                out[k] = [*out.get(k, []), *v]
+    return out
 
 
 def rebase(report: BuildReport, root: Path) -> None:

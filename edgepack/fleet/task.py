@@ -12,7 +12,6 @@ finds the file and runs normally. $EDGEPACK_TEST_KILL_TASK limits this to the ta
 """
 from __future__ import annotations
 
-import inspect
 import json
 import os
 import shutil
@@ -52,14 +51,6 @@ def encode_report(report) -> dict[str, Any]:
     return data
 
 
-def _cache_options(cache: dict[str, Any]) -> dict[str, Any]:
-    """build()'s cache arguments, for the build() of this edgepack (the cell cache's keywords)."""
-    from ..api import build
-
-    params = inspect.signature(build).parameters
-    return {k: v for k, v in cache.items() if k in params}
-
-
 def _manifest_calibration(out: Path) -> dict[str, Any]:
     """What manifest.json needs from the calibration set (labels, preprocessing): the merged
     per-model manifest is written from it."""
@@ -83,7 +74,7 @@ def run_task(task: dict[str, Any], out: str | None, cache: dict[str, Any], attem
     try:
         report = build(
             task["model"], task["calibration"], targets=[task["target"]], formats=[task["format"]], out=out, progress=False,
-            **_cache_options(cache),
+            cache=cache.get("cache"), use_cache=cache.get("use_cache", True),
         )
         result |= {"status": "built", "report": encode_report(report), "manifest": _manifest_calibration(Path(out))}
     except EdgepackError as exc:
