@@ -25,7 +25,7 @@ from .formats.base import format_for_file, get_format
 from .formats.base import formats as known_formats
 from .outdir import StagedOutput
 from .workdirs import work_folder
-from .profiles import DEFAULT_TOLERANCES, TargetProfile, default_profile, resolve_profile
+from .profiles import TargetProfile, default_profile, resolve_profile
 from .progress import Progress, Silent, StderrProgress
 from .report.writers import write_reports
 from .runtimes.base import get_runtime
@@ -34,10 +34,12 @@ from .sources.base import Source, load_source
 from .types import Artifact, ArtifactResult, BuildReport
 from .validate.latency import measure_latency
 from .estimate import estimate_from_emulated, latency_figure
-from .validate.parity import check_parity, check_reference_finite
+from .validate.parity import check_parity, check_reference_finite, require_validation_samples
+from .validate.tolerances import check_output_names
 from .pipeline.cells import CellFailure
 from .pipeline.driver import build_grid, restore_cached, start_converters
 from .cache import CellCache, resolve_location
+from .cache.keys import rebuild_record
 from .shapes import parse_input_shapes, profile_input_shapes, resolve_input_shapes
 
 
@@ -126,8 +128,11 @@ def build(
             calibration, source.inputs, allow_pickle=allow_pickle, outputs=source.outputs,
             max_bytes=min(p.validation.max_calibration_bytes for p in profiles),
         )
+        check_output_names(profiles, [t.name for t in source.outputs], source.spec)
         shapes = resolve_input_shapes(source.declared_inputs, calib.samples, calib.origins, overrides, source.spec)
         loaded_inputs = source.inputs
+        for p in profiles:  # too few held-out samples: refused before any conversion (after the data's own errors)
+            require_validation_samples(p, calib)
         if shapes:
             source = source.with_static_shapes(shapes)
             progress.step("static input shapes: " + ", ".join(f"{k} {list(v)}" for k, v in shapes.items()))
@@ -165,6 +170,7 @@ def build(
             notes=tuple(build_notes),
             failed_cells=failed,
             cache=_cache_json(cells_cache),
+            reproducibility=rebuild_record(str(model), calibration, profiles, cells_cache.base if cells_cache else None),
         )
         _cache_progress(cells_cache, progress)
         progress.step("writing reports")
@@ -216,6 +222,7 @@ def _build_from_cache(cells_cache, calibration, profiles, out: Path, force, allo
                 duration_s=round(time.perf_counter() - started, 2),
                 notes=tuple(notes),
                 cache=_cache_json(cells_cache),
+                reproducibility=rebuild_record(str(cells_cache.model_spec), calibration, profiles, cells_cache.base),
             )
             progress.step("writing reports")
             write_reports(report, calib, staging)
@@ -368,7 +375,7 @@ def check(
     calibration: str | Path,
     *,
     target: str | Path | TargetProfile | None = None,
-    precision: str = "fp32",
+    precision: str | None = None,
     latency: bool = True,
     progress: Progress | bool | None = None,
     allow_pickle: bool = False,
@@ -376,7 +383,8 @@ def check(
     """Check an existing artifact (built by edgepack or not) against its source model: run it in
     its own runtime on the held-out calibration samples, with the target's threads, tolerances
     for `precision`, latency settings and budgets (edgepack's defaults without a target).
-    `latency=False`: parity only. `progress=True` prints progress lines on stderr."""
+    `precision=None`: the precision edgepack stored in the artifact's metadata, else fp32 (a
+    note says which applied). `latency=False`: parity only. `progress=True` prints progress lines on stderr."""
     progress = _progress(progress)
     path = Path(artifact)
     if not path.exists():
@@ -385,14 +393,13 @@ def check(
     if fmt is None:
         known = ", ".join(sorted(c.suffix for c in known_formats().values()))
         raise InputError(f"{path}: not an artifact edgepack can run; it checks: {known}")
+    precision, precision_note = _check_precision(path, fmt, precision)
     if precision not in fmt.precisions:
         raise ConfigError(f"--precision {precision!r} is not a {fmt.name} precision; choose from: {', '.join(fmt.precisions)}")
     if target is None:
         profile = default_profile()
     else:
         profile = target if isinstance(target, TargetProfile) else resolve_profile(str(target))
-    if not profile.tolerances.get(precision) and precision not in DEFAULT_TOLERANCES:
-        profile = dataclasses.replace(profile, tolerances={**profile.tolerances, precision: dict(fmt.tolerances.get(precision, {}))})
     _check_inputs(model, calibration, allow_pickle, profile.validation.max_calibration_bytes)
     progress.step(f"loading {model}")
     source = load_source(str(model), allow_pickle=allow_pickle)
@@ -400,13 +407,53 @@ def check(
     calib = load_calibration(
         calibration, source.inputs, allow_pickle=allow_pickle, outputs=source.outputs, max_bytes=profile.validation.max_calibration_bytes
     )
-    _, val_idx = calib.split(profile.validation.split, profile.validation.max_samples, profile.quantization.calibration_samples)
+    check_output_names([profile], [t.name for t in source.outputs], source.spec)
+    val_idx = require_validation_samples(profile, calib)
     refs = _ReferenceCache(source, calib, progress).outputs(val_idx)
     art = Artifact(path=path, format=fmt.name, precision=precision, runtime=fmt.runtime, route="checked as given")
     try:
-        return _validate(profile, art, source, calib, val_idx, refs, path.parent, progress, latency)
+        result = _validate(profile, art, source, calib, val_idx, refs, path.parent, progress, latency)
+        result.notes = (precision_note, *result.notes) if precision_note else result.notes
+        return result
     except ConversionError as exc:  # the artifact is this command's input: corrupt, or not from this model
         raise InputError(f"{exc}; is {path.name} a valid artifact made from {model}?") from exc
+
+
+def _check_precision(path: Path, fmt, precision: str | None) -> tuple[str, str | None]:
+    """The precision `check` judges with, and a note saying where it came from: --precision, else
+    the precision edgepack stored in the artifact's metadata, else fp32."""
+    if precision is not None:
+        return precision, None
+    from .inspect import inspect_file
+
+    try:
+        stored = (inspect_file(path).details.get("edgepack_metadata") or {}).get("precision")
+    except (OSError, EdgepackError):  # unreadable or damaged: opening it in its runtime says why
+        stored = None
+    if isinstance(stored, str) and stored in fmt.precisions:
+        return stored, f"tolerances of {stored}, the precision edgepack stored in {path.name} (--precision overrides it)"
+    listed, manifest = _manifest_precision(path)
+    if listed in fmt.precisions:
+        return listed, f"tolerances of {listed}, the precision {manifest} records for {path.name} (--precision overrides it)"
+    return "fp32", f"{path.name} records no edgepack precision; checked with fp32 tolerances, the default (--precision sets another)"
+
+
+def _manifest_precision(path: Path) -> tuple[str | None, Path | None]:
+    """The precision an edgepack output folder's manifest.json lists for this very file (same
+    sha256), looked up beside the artifact and one folder up; (None, None) when there is none."""
+    import json
+
+    digest = None
+    for manifest in (path.parent / "manifest.json", path.parent.parent / "manifest.json"):
+        try:
+            entries = json.loads(manifest.read_text(encoding="utf-8")).get("artifacts") or []
+        except (OSError, ValueError, AttributeError):
+            continue
+        digest = digest or artifact_sha256(path)
+        for e in entries:
+            if isinstance(e, dict) and e.get("sha256") == digest and isinstance(e.get("precision"), str):
+                return e["precision"], manifest
+    return None, None
 
 
 class _ReferenceCache:
@@ -450,9 +497,13 @@ def _validate(profile, artifact: Artifact, source, calib, val_idx, refs, root: P
         except Exception as exc:
             raise ConversionError(f"{artifact.path.name}: {artifact.runtime} failed on {calib.origins[i]} ({str(exc).splitlines()[0]})") from exc
     targets = calib.targets[val_idx] if calib.targets is not None else None
-    tol = profile.tolerance_for(artifact.precision)
+    names = [t.name for t in source.outputs]
+    fmt, prec = artifact.format, artifact.precision
     parity = check_parity(
-        [t.name for t in source.outputs], refs, outs, tol, targets, origins=[calib.origins[i] for i in val_idx], source=source.spec
+        names, refs, outs, profile.tolerance_for(prec, format=fmt), targets, origins=[calib.origins[i] for i in val_idx], source=source.spec,
+        per_output={n: profile.tolerance_sources(prec, format=fmt, output=n) for n in names}, kinds=profile.output_kinds,
+        runtime_failures=getattr(session, "parity_failures", list)(),  # e.g. fp16 overflow the Core ML emulator found
+        min_samples=profile.validation.min_samples,
     )
     parity = dataclasses.replace(parity, notes=(*parity.notes, *session.notes()))
     from .diagnose import attach_diagnosis, wanted
@@ -471,6 +522,7 @@ def _validate(profile, artifact: Artifact, source, calib, val_idx, refs, root: P
         skipped = "latency.runs = 0"
     else:
         progress.step(f"{label}: timing {profile.latency.runs} runs on {threads} thread(s)")
+        timing_started = time.perf_counter()
         try:
             latency = measure_latency(
                 session,
@@ -484,6 +536,7 @@ def _validate(profile, artifact: Artifact, source, calib, val_idx, refs, root: P
         except Exception as exc:
             exc.edgepack_stage = "time"  # the pipeline records the failed cell's stage
             raise
+        timing_s = round(time.perf_counter() - timing_started, 4)
     layout = calib.preprocess.layout if calib.preprocess else source.layout
     inputs = tuple(  # an artifact that keeps the source's 4-D inputs keeps their layout too
         dataclasses.replace(b, layout=layout) if b.layout is None and len(b.shape) == 4 else b for b in session.inputs
@@ -523,4 +576,5 @@ def _validate(profile, artifact: Artifact, source, calib, val_idx, refs, root: P
         latency_skipped=skipped,
         latency_estimate=latency_estimate,
         emulated=emulated,
+        stage_seconds={"time": timing_s} if latency is not None else {},
     )

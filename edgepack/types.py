@@ -80,6 +80,7 @@ class Artifact:
     extra_files: list[Path] = field(default_factory=list)
     details: dict[str, Any] = field(default_factory=dict)  # format-specific facts for the report
     tool_versions: dict[str, str] = field(default_factory=dict)
+    stage_seconds: dict[str, float] = field(default_factory=dict)  # wall time per stage of its cell (pipeline.cells.StageClock)
 
 
 def _finite_or_none(v: float | None) -> float | None:
@@ -194,6 +195,7 @@ class ArtifactResult:
     emulated: dict[str, Any] | None = None  # edgepack.arm64: the arm64 run under QEMU (parity, vs host, counts) or a note
     latency_estimate: dict[str, Any] | None = None  # "estimated-device" figure (edgepack.estimate), never a measurement
     cache: dict[str, Any] | None = None  # {"hit": bool, "key": str} when the cell cache was on
+    stage_seconds: dict[str, float] = field(default_factory=dict)  # load, convert, quantise, validate, time (wall s)
 
     @property
     def passed(self) -> bool:
@@ -230,6 +232,7 @@ class BuildReport:
     notes: tuple[str, ...] = ()  # build-wide findings (also in each artifact's notes where they apply)
     failed_cells: list[Any] = field(default_factory=list)  # pipeline.cells.CellFailure: cells with no artifact
     cache: dict[str, Any] | None = None  # the cell cache: location, hits, misses, stored, corrupt entries rebuilt
+    reproducibility: dict[str, Any] | None = None  # inputs' digests, tool versions, seeds (edgepack.cache.keys.rebuild_record)
 
     @property
     def passed(self) -> bool:

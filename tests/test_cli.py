@@ -207,8 +207,11 @@ def test_check_an_existing_artifact(tmp_path, fast_profile):
     assert entry["format"] == "ort" and entry["runtime"] == "onnxruntime" and entry["route"] == "checked as given"
     assert entry["parity"]["outputs"][0]["min_cosine"] >= 0.99 and entry["parity"]["tolerances"]["min_cosine"] == 0.99
     assert entry["file"] == "digits_cnn.int8.ort" and entry["size_bytes"] == int8.stat().st_size
-    # fp32 tolerances on an int8 artifact: the gate fails, with the parity exit code
+    # with no --precision, check takes int8 from the build's manifest.json beside the .ort
     code, stdout, err = run_cli("check", str(int8), "-m", str(DIGITS_PT2), "-c", str(DIGITS_DATA), "-q")
+    assert code == 0, err
+    # fp32 tolerances forced on an int8 artifact: the gate fails, with the parity exit code
+    code, stdout, err = run_cli("check", str(int8), "-m", str(DIGITS_PT2), "-c", str(DIGITS_DATA), "-p", "fp32", "-q")
     assert code == 1 and "FAIL digits_cnn.int8.ort fp32: output 'output': abs" in err and "| FAIL" not in stdout
 
 

@@ -88,7 +88,9 @@ class CellCache:
             "shape_overrides": {k: list(v) for k, v in sorted(overrides.items())},
             "options": options,
         }
-        return cls(Store(location), base, work)
+        made = cls(Store(location), base, work)
+        made.model_spec = str(model)
+        return made
 
     @property
     def location(self) -> str:

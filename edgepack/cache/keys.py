@@ -108,3 +108,21 @@ def cell_key(base: dict[str, Any], profile_json: dict[str, Any], fmt: str, preci
 def model_key(base: dict[str, Any]) -> str:
     """The key of the model-description entry that lets a fully cached build skip loading the model."""
     return settings_digest({"model-info": base, "versions": {"edgepack_code": code_digest(), **tool_versions()}})
+
+
+def rebuild_record(model: str, calibration: str | Path, profiles, base: dict[str, Any] | None = None) -> dict[str, Any]:
+    """What report.json records so that a build can be repeated and audited: the inputs' digests,
+    the settings' digests, every tool's version, and the seeds and process settings that fix the
+    output's bytes. `base`: a CellCache's key parts, when it has digested the inputs already."""
+    from ..pipeline.layout import fixed_layout_command
+
+    _, env = fixed_layout_command(["python"])
+    return {
+        "model_sha256": (base or {}).get("model") or model_digest(str(model)),
+        "calibration_sha256": (base or {}).get("calibration") or tree_digest(Path(calibration)),
+        "profiles_sha256": {p.name: settings_digest({k: v for k, v in p.to_json().items() if k not in ("path", "description")}) for p in profiles},
+        "edgepack_code_sha256": code_digest(),
+        "tool_versions": tool_versions(),
+        "seeds": {"calibration_split": 0, "PYTHONHASHSEED": env.get("PYTHONHASHSEED")},
+        "converter_address_layout": "fixed (setarch -R)" if env else "randomised (EDGEPACK_REPRODUCIBLE=0)",
+    }

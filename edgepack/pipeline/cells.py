@@ -14,6 +14,28 @@ from ..errors import EdgepackError, ExitCode, first_line
 STAGES = ("convert", "quantise", "validate", "time")
 
 
+class StageClock:
+    """Wall time per stage of one cell: `enter(stage)` closes the running stage and opens the next.
+    "load" is the cell's wait for its converter (the model's loading and the converter's imports,
+    where the cell had to wait for them); the others are STAGES."""
+
+    def __init__(self, first: str = "load"):
+        import time
+
+        self._now = time.perf_counter
+        self.stage, self.since = first, self._now()
+        self.seconds: dict[str, float] = {}
+
+    def enter(self, stage: str) -> None:
+        now = self._now()
+        self.seconds[self.stage] = round(self.seconds.get(self.stage, 0.0) + now - self.since, 4)
+        self.stage, self.since = stage, now
+
+    def stop(self) -> dict[str, float]:
+        self.enter(self.stage)
+        return dict(self.seconds)
+
+
 @dataclass(frozen=True)
 class Cell:
     target: str

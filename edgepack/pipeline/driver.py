@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +18,7 @@ from typing import Any
 
 from ..errors import EdgepackError
 from ..formats.base import FormatJob, get_format
-from .cells import Cell, CellFailure, failure_from
+from .cells import Cell, CellFailure, StageClock, failure_from
 from .isolation import ConverterWorker, WorkerSpec, run_warm_imports
 
 class CellFailed(EdgepackError):
@@ -229,7 +230,11 @@ def _validate_all(cell: Cell, built, plan: GridPlan, target_dir: Path, validate,
         artifact.path = _move(artifact.path, target_dir)
         artifact.extra_files = [_move(x, target_dir) for x in artifact.extra_files]
         try:
-            out.append(validate(plan.profile, artifact, plan.val_idx, plan.refs))
+            started = time.perf_counter()
+            result = validate(plan.profile, artifact, plan.val_idx, plan.refs)
+            timed = result.stage_seconds.get("time", 0.0)  # _validate times its latency runs itself
+            result.stage_seconds = {**artifact.stage_seconds, "validate": round(time.perf_counter() - started - timed, 4), **({"time": timed} if timed else {})}
+            out.append(result)
         except Exception as exc:  # noqa: BLE001 - recorded as this cell's failure
             import traceback
 
@@ -275,9 +280,19 @@ class _InProcess:
         import traceback
 
         stage = ["convert"]
+        clock = StageClock("convert")
         shared = self.shared.setdefault(fmt_cls.name, {})
-        job = FormatJob(source=self.source, progress=self.progress, shared=shared, on_stage=lambda s: stage.__setitem__(0, s), **fields)
+
+        def enter(name: str) -> None:
+            stage[0] = name
+            clock.enter(name)
+
+        job = FormatJob(source=self.source, progress=self.progress, shared=shared, on_stage=enter, **fields)
         try:
-            return list(fmt_cls().build(job))
+            artifacts = list(fmt_cls().build(job))
+            seconds = clock.stop()
+            for a in artifacts:
+                a.stage_seconds = dict(seconds)
+            return artifacts
         except Exception as exc:  # noqa: BLE001
             return failure_from(cell, stage[0], exc, traceback.format_exc())

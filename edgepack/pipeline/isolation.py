@@ -38,7 +38,7 @@ from typing import Any
 
 from ..errors import ExitCode
 from .layout import fixed_layout_command
-from .cells import Cell, CellFailure
+from .cells import Cell, CellFailure, StageClock
 
 
 @dataclass
@@ -170,6 +170,7 @@ class ConverterWorker:
         artifacts: list[Any] = []
         stage = "convert"
         started = False
+        clock = StageClock("load")
         try:
             samples = fields.get("calibration")
             if samples is not None:
@@ -208,14 +209,19 @@ class ConverterWorker:
             kind = msg[0]
             if kind == "started":  # the time limit counts from here, not from a warm-up import the cell waited for
                 started, deadline = True, time.monotonic() + timeout_s
+                clock.enter("convert")
             elif kind == "progress":
                 _, how, text = msg
                 getattr(self.progress, how)(text)
             elif kind == "stage":
                 stage = msg[1]
+                clock.enter(stage)
             elif kind == "artifact":
                 artifacts.append(msg[1])
             elif kind == "done":
+                seconds = clock.stop()
+                for a in artifacts:
+                    a.stage_seconds = dict(seconds)
                 return artifacts
             elif kind == "error":
                 info = msg[1]

@@ -132,6 +132,32 @@ def diagnosis_section(report: BuildReport) -> str:
     return "<h2>Diagnosis</h2>" + "".join(parts) if parts else ""
 
 
+STAGE_ORDER = ("load", "convert", "quantise", "validate", "time")
+
+
+def timings_section(report: BuildReport) -> str:
+    """Where the time went, per cell and stage (wall seconds); cached cells say so instead."""
+    rows = []
+    for r in report.artifacts:
+        label = f"{e(r.target)} · {e(r.artifact.format)} · {e(r.artifact.precision)}"
+        if r.cache and r.cache.get("hit"):
+            rows.append(f"<tr><td>{label}</td><td colspan='{len(STAGE_ORDER) + 1}'>reused from the cell cache</td></tr>")
+            continue
+        st = r.stage_seconds or {}
+        cells = "".join(f"<td>{st[k]:.2f}</td>" if k in st else "<td>–</td>" for k in STAGE_ORDER)
+        rows.append(f"<tr><td>{label}</td>{cells}<td>{sum(st.values()):.2f}</td></tr>")
+    if not rows:
+        return ""
+    head = "".join(f"<th>{k}</th>" for k in ("cell", *STAGE_ORDER, "total"))
+    cache = report.cache
+    where = (
+        f"<p>Cell cache <code>{e(cache['location'])}</code>: {cache['hits']} reused, {cache['stored']} stored"
+        + (f", {len(cache['corrupt'])} corrupt entries rebuilt" if cache.get("corrupt") else "") + ".</p>"
+        if cache else "<p>Cell cache off (--no-cache).</p>"
+    )
+    return f"<h2>Where the time goes</h2><p>Wall seconds per stage of each cell; load is the cell's wait for its converter (model and imports).</p><table><tr>{head}</tr>{''.join(rows)}</table>{where}"
+
+
 def report_html(report: BuildReport, report_json: dict) -> str:
     m = report.model
     rows = []
@@ -167,6 +193,7 @@ def report_html(report: BuildReport, report_json: dict) -> str:
 {matrix_section(report_json.get('parity_matrix') or parity_matrix(report))}
 {charts_section(report)}
 {diagnosis_section(report)}
+{timings_section(report)}
 <h2>Artifacts</h2>
 {''.join(sections)}
 </body></html>

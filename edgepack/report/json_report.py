@@ -45,6 +45,7 @@ def artifact_json(r: ArtifactResult) -> dict[str, Any]:
         "details": finite_json(a.details),
         "tool_versions": a.tool_versions,
         "cache": r.cache,  # {"hit": true, "key": ...} when this cell was reused from the cell cache
+        "stage_seconds": dict(r.stage_seconds),  # load, convert, quantise, validate, time: wall seconds of its cell
     }
 
 
@@ -73,6 +74,7 @@ def report_json(report: BuildReport) -> dict[str, Any]:
         "cells": cells_json(report),
         "parity_matrix": parity_matrix(report),
         "cache": report.cache,  # location, hits, misses, stored, corrupt entries rebuilt; null with --no-cache
+        "reproducibility": report.reproducibility,  # what a byte-identical rebuild needs: digests, versions, seeds
     }
 
 
