@@ -1,6 +1,8 @@
-"""Fleet builds end to end (slow): 3 tiny models × 2 targets (ort fp32, tflite fp32) on the local
-pool and on an in-process Ray, a killed Ray worker's task retried, shards + merge equal to the
-unsharded fleet, and every artifact the same (sha256) as a single `edgepack build` of its model."""
+"""Fleet builds end to end (slow): 3 one-Conv models × 2 targets (ort fp32 for arm and for amd64) and a
+broken model on the local pool (cold, filling a cell cache), the same as single `edgepack build`s
+(sha256); shards 1/2 + 2/2 (from that cache) + merge equal to the unsharded fleet; an in-process
+Ray with a 4th model whose killed worker's task is retried; the local pool's retry and lost worker.
+The cache keys hold a digest of edgepack's code: an edit to edgepack/ during a run makes misses."""
 from __future__ import annotations
 
 import hashlib
@@ -13,7 +15,7 @@ from conftest import run_cli, save_onnx, write_profile, write_stacked
 
 pytestmark = pytest.mark.slow
 
-PROFILE = 'name = "{name}"\n[formats.{fmt}]\nprecisions = ["fp32"]\n[latency]\nruns = 1\nwarmup = 0\n'
+PROFILE = 'name = "{name}"\n[latency]\nruns = 1\nwarmup = 0\n[formats.{fmt}]\nprecisions = ["fp32"]\n'
 MODELS = ("m0", "m1", "m2")
 
 
@@ -37,9 +39,9 @@ def _fleet_json(folder: Path) -> dict:
 
 def one_conv(channels: int):
     """A one-Conv net. Not conftest's tiny_cnn: for a net of several op types, ONNX Runtime 1.32
-    writes the .ort's kernel-type table in an order that follows the process's address-space layout
-    (the same ONNX gives one of several sha256s, run to run; issue #13, byte-identical rebuilds).
-    These tests are about the fleet, so each net has one op, whose .ort is the same every run."""
+    writes the .ort's kernel-type table in an order that follows addresses in the converting process,
+    so the same ONNX gives one of several .ort sha256s (seen in fleet runs even with the converter
+    under setarch -R). These tests are about the fleet: a one-op net's .ort is the same every run."""
     import torch
 
     class OneConv(torch.nn.Module):
@@ -58,19 +60,28 @@ def case(tmp_path_factory):
     import torch
 
     d = tmp_path_factory.mktemp("fleet")
-    for i, name in enumerate(MODELS):
+    for i, name in enumerate((*MODELS, "m3")):
         torch.manual_seed(i)
         save_onnx(one_conv(4 + i), (torch.randn(1, 3, 16, 16),), d / f"{name}.onnx", output_names=("features",))
     write_stacked(d / "calib", 24, (3, 16, 16))
     (d / "broken.onnx").write_bytes(b"not an onnx file")
     write_profile(d / "a.toml", PROFILE.format(name="tA", fmt="ort"))
-    write_profile(d / "b.toml", PROFILE.format(name="tB", fmt="tflite"))
+    write_profile(d / "b.toml", PROFILE.format(name="tB", fmt="ort") + 'target_platform = "amd64"\n')
     models = "".join(f'[[models]]\nname = "{n}"\nmodel = "{n}.onnx"\ncalibration = "calib"\n' for n in MODELS)
     head = '[defaults]\ntargets = ["a.toml", "b.toml"]\n[resources]\nnum_cpus = 1\nmemory_mb = 1024\nmax_retries = 2\n'
-    write_profile(d / "FLEET.toml", head + models)
+    write_profile(d / "RAY.toml", head + models + '[[models]]\nname = "m3"\nmodel = "m3.onnx"\ncalibration = "calib"\n')
     broken = '[[models]]\nname = "bad"\nmodel = "broken.onnx"\ncalibration = "calib"\ntargets = ["a.toml"]\n'
     write_profile(d / "WITH_BAD.toml", head + models + broken)
     return d
+
+
+def _single(case: Path, name: str) -> dict[str, str]:
+    """sha256 of every artifact of a plain, cold `edgepack build` of one model for both targets."""
+    out = case / f"single-{name}"
+    code, _, err = run_cli("build", str(case / f"{name}.onnx"), "-c", str(case / "calib"), "-t", str(case / "a.toml"), "-t", str(case / "b.toml"),
+                           "-o", str(out), "--no-cache", "-q")
+    assert code == 0, err
+    return {f"{name}/{k}": v for k, v in _files(out).items()}
 
 
 @pytest.fixture(scope="module")
@@ -86,9 +97,10 @@ def test_local_fleet_writes_one_report_per_model_and_the_grid(case, local):
     out, (code, stdout, stderr) = local
     assert code == 3, stderr  # the worst cell's: the broken model's InputError
     fleet = _fleet_json(out)
+    assert [t["cache_hits"] for t in fleet["tasks"] if t["status"] == "built"] == [0] * 6  # a cold cache
     assert fleet["exit_code"] == 3 and fleet["executor"] == "local" and fleet["plan"]["tasks_total"] == 7
     grid = [(c["model"], c["target"], c["format"], c["precision"], c["status"], c["exit_code"]) for c in fleet["cells"]]
-    good = [(m, t, f, "fp32", "passed", 0) for m in MODELS for t, f in (("tA", "ort"), ("tB", "tflite"))]
+    good = [(m, t, f, "fp32", "passed", 0) for m in MODELS for t, f in (("tA", "ort"), ("tB", "ort"))]
     assert grid == good + [("bad", "tA", "ort", "fp32", "failed", 3)]
     bad = fleet["cells"][-1]
     assert bad["stage"] == "build" and "broken.onnx" in bad["reason"]
@@ -96,15 +108,18 @@ def test_local_fleet_writes_one_report_per_model_and_the_grid(case, local):
     assert "edgepack: error: 1 of 7 cells failed; exit code 3 is the worst cell's" in stderr
     for m in MODELS:
         rep = json.loads((out / m / "report.json").read_text(encoding="utf-8"))
-        assert [(c["target"], c["format"], c["status"]) for c in rep["cells"]] == [("tA", "ort", "passed"), ("tB", "tflite", "passed")]
+        assert [(c["target"], c["format"], c["status"]) for c in rep["cells"]] == [("tA", "ort", "passed"), ("tB", "ort", "passed")]
         assert sorted(t["name"] for t in rep["targets"]) == ["tA", "tB"] and rep["exit_code"] == 0
+        assert (rep["cache"]["hits"], rep["cache"]["stored"], rep["cache"]["location"]) == (0, 2, str(case / "cache"))
         for a in rep["artifacts"]:
             assert _sha(out / m / a["file"]) == a["sha256"]
         manifest = json.loads((out / m / "manifest.json").read_text(encoding="utf-8"))
-        assert [a["file"] for a in manifest["artifacts"]] == [f"tA/{m}.fp32.ort", f"tB/{m}.fp32.tflite"]
+        assert [a["file"] for a in manifest["artifacts"]] == [f"tA/{m}.fp32.ort", f"tB/{m}.fp32.ort"]
         assert (out / m / "report.html").stat().st_size > 1000
     assert not (out / "bad").exists()  # no cell of it built: its cells are in the fleet summary only
-    assert "| m1 | tB | tflite | fp32 | passed | 0 |" in (out / "fleet.md").read_text(encoding="utf-8")
+    m0 = _single(case, "m0")
+    assert {k: v for k, v in _files(out).items() if k.startswith("m0/")} == m0 and len(m0) == 4  # two .ort and their operator configs
+    assert "| m1 | tB | ort | fp32 | passed | 0 |" in (out / "fleet.md").read_text(encoding="utf-8")
     assert "<tr class='FAIL'><td>bad</td>" in (out / "fleet.html").read_text(encoding="utf-8")
 
 
@@ -116,6 +131,8 @@ def test_shards_and_merge_equal_the_unsharded_fleet(case, local):
         code, _, err = run_cli("fleet", str(case / "WITH_BAD.toml"), "-o", str(s), "--shard", f"{i}/2", "--cache", str(case / "cache"), "-q")
         assert code == (3 if i == 1 else 0), err  # "bad/tA/ort" is the first of the sorted tasks: shard 1
         assert _fleet_json(s)["plan"]["shard"] == [i, 2]
+        built = [t for t in _fleet_json(s)["tasks"] if t["status"] == "built"]
+        assert [t["cache_hits"] for t in built] == [1, 1, 1]  # the unsharded run's cells, reused
         shards.append(s)
     ids = [t["id"] for t in _fleet_json(shards[0])["tasks"]] + [t["id"] for t in _fleet_json(shards[1])["tasks"]]
     assert sorted(ids) == sorted(t["id"] for t in _fleet_json(out)["tasks"]) and len(set(ids)) == 7
@@ -124,7 +141,7 @@ def test_shards_and_merge_equal_the_unsharded_fleet(case, local):
     assert code == 3, err
     a, b = _fleet_json(out), _fleet_json(merged)
     assert b["cells"] == a["cells"] and b["models"] == a["models"] and b["exit_code"] == 3 and b["plan"]["shard"] is None
-    assert _files(merged) == _files(out) and len(_files(out)) == 9  # 3 .ort + their operator configs + 3 .tflite
+    assert _files(merged) == _files(out) and len(_files(out)) == 12  # 6 .ort and their operator configs
     for m in MODELS:
         ra, rb = (json.loads((f / m / "report.json").read_text(encoding="utf-8")) for f in (out, merged))
         assert rb["cells"] == ra["cells"] and [x["sha256"] for x in rb["artifacts"]] == [x["sha256"] for x in ra["artifacts"]]
@@ -153,23 +170,24 @@ def test_local_pool_retries_a_killed_worker_then_gives_up(case, monkeypatch, ret
 
 
 def test_ray_fleet_retries_a_killed_worker_and_matches_single_builds(case, local, monkeypatch):
+    """4 models × 2 targets on an in-process Ray with the local run's cache: m0-m2 come back from it
+    (as the local pool built them); m3 is new, and its ort task's first worker is killed."""
     pytest.importorskip("ray")
     marker = case / "kill.marker"
     monkeypatch.setenv("EDGEPACK_TEST_KILL_WORKER_ONCE", str(marker))
-    monkeypatch.setenv("EDGEPACK_TEST_KILL_TASK", "m1/tA/ort")
+    monkeypatch.setenv("EDGEPACK_TEST_KILL_TASK", "m3/tA/ort")
     out = case / "ray"
-    code, stdout, err = run_cli("fleet", str(case / "FLEET.toml"), "-o", str(out), "--executor", "ray", "--workers", "2", "--no-cache", "-q")
+    code, stdout, err = run_cli("fleet", str(case / "RAY.toml"), "-o", str(out), "--executor", "ray", "--workers", "2", "--cache", str(case / "cache"), "-q")
     assert code == 0, err
-    assert marker.read_text() == "m1/tA/ort"  # the hook killed that task's first worker
+    assert marker.read_text() == "m3/tA/ort"  # the hook killed that task's first worker
     fleet = _fleet_json(out)
-    attempts = {t["id"]: t["attempts"] for t in fleet["tasks"]}
-    assert attempts.pop("m1/tA/ort") == 2 and set(attempts.values()) == {1}
+    assert fleet["executor"] == "ray"
+    tasks = {t["id"]: (t["attempts"], t["cache_hits"]) for t in fleet["tasks"]}
+    assert tasks.pop("m3/tA/ort") == (2, 0) and tasks.pop("m3/tB/ort") == (1, 0)  # retried, and built on Ray
+    assert set(tasks.values()) == {(1, 1)}  # m0-m2: the cells the local pool built
     local_cells = [c for c in _fleet_json(local[0])["cells"] if c["model"] != "bad"]
-    assert fleet["cells"] == local_cells  # the same grid and sha256 as the local pool's
-    single = case / "single-m1"
-    monkeypatch.setenv("EDGEPACK_CACHE", "off")  # a cold build, whatever the cell cache's default
-    code, _, err = run_cli("build", str(case / "m1.onnx"), "-c", str(case / "calib"), "-t", str(case / "a.toml"), "-t", str(case / "b.toml"),
-                           "-o", str(single), "-q")
-    assert code == 0, err
-    ray_m1 = {k.removeprefix("m1/"): v for k, v in _files(out).items() if k.startswith("m1/")}
-    assert ray_m1 == {k: v for k, v in _files(single).items()} and len(ray_m1) == 3
+    assert [c for c in fleet["cells"] if c["model"] != "m3"] == local_cells
+    assert [(c["model"], c["status"], c["exit_code"]) for c in fleet["cells"] if c["model"] == "m3"] == [("m3", "passed", 0)] * 2
+    m3 = {k: v for k, v in _files(out).items() if k.startswith("m3/")}
+    assert m3 == _single(case, "m3") and len(m3) == 4
+    assert {k: v for k, v in _files(out).items() if not k.startswith("m3/")} == _files(local[0])
