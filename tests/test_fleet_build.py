@@ -1,4 +1,4 @@
-"""Fleet builds end to end (slow): 3 one-Conv models × 2 targets (ort fp32 for arm and for amd64) and a
+"""Fleet builds end to end (slow): 3 tiny CNNs (conftest) × 2 targets (ort fp32 for arm and for amd64) and a
 broken model on the local pool (cold, filling a cell cache), the same as single `edgepack build`s
 (sha256); shards 1/2 + 2/2 (from that cache) + merge equal to the unsharded fleet; an in-process
 Ray with a 4th model whose killed worker's task is retried; the local pool's retry and lost worker.
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import run_cli, save_onnx, write_profile, write_stacked
+from conftest import run_cli, save_onnx, tiny_cnn, write_profile, write_stacked
 
 pytestmark = pytest.mark.slow
 
@@ -37,24 +37,6 @@ def _fleet_json(folder: Path) -> dict:
     return json.loads((folder / "fleet.json").read_text(encoding="utf-8"))
 
 
-def one_conv(channels: int):
-    """A one-Conv net. Not conftest's tiny_cnn: for a net of several op types, ONNX Runtime 1.32
-    writes the .ort's kernel-type table in an order that follows addresses in the converting process,
-    so the same ONNX gives one of several .ort sha256s (seen in fleet runs even with the converter
-    under setarch -R). These tests are about the fleet: a one-op net's .ort is the same every run."""
-    import torch
-
-    class OneConv(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.conv = torch.nn.Conv2d(3, channels, 3)
-
-        def forward(self, image):
-            return self.conv(image)
-
-    return OneConv().eval()
-
-
 @pytest.fixture(scope="module")
 def case(tmp_path_factory):
     import torch
@@ -62,7 +44,7 @@ def case(tmp_path_factory):
     d = tmp_path_factory.mktemp("fleet")
     for i, name in enumerate((*MODELS, "m3")):
         torch.manual_seed(i)
-        save_onnx(one_conv(4 + i), (torch.randn(1, 3, 16, 16),), d / f"{name}.onnx", output_names=("features",))
+        save_onnx(tiny_cnn(width=4 + i), (torch.randn(1, 3, 16, 16),), d / f"{name}.onnx")
     write_stacked(d / "calib", 24, (3, 16, 16))
     (d / "broken.onnx").write_bytes(b"not an onnx file")
     write_profile(d / "a.toml", PROFILE.format(name="tA", fmt="ort"))
