@@ -30,6 +30,7 @@ def _np_dtype(ort_type: str) -> str:
 class OrtSession(Session):
     def __init__(self, sess, path: Path, source_inputs: tuple[TensorSpec, ...], source_outputs: tuple[TensorSpec, ...]):
         self.sess = sess
+        self.path = Path(path)
         self.source_inputs = source_inputs
         self.inputs = tuple(
             IOBinding(i.name, tuple(d if isinstance(d, int) else -1 for d in i.shape), _np_dtype(i.type)) for i in sess.get_inputs()
@@ -51,6 +52,12 @@ class OrtSession(Session):
     def run(self, feeds: Sample) -> list[np.ndarray]:
         outs = self.sess.run(self._out_names, self.raw_feeds(feeds))
         return [np.asarray(o, dtype=np.float32) if o.dtype == np.float16 else o for o in outs]
+
+    def notes(self) -> list[str]:
+        from .ort_fp16 import fp16_note  # an fp16 .ort whose ops take float32 (casts ORT inserted on save)
+
+        note = fp16_note(self.path) if self.path.suffix.lower() == ".ort" else None
+        return [note] if note else []
 
 
 @register_runtime
