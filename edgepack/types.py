@@ -114,7 +114,7 @@ class ErrorStats:
     sqnr_db: float
     top1_agreement: float | None  # class kinds only (class_scores, probabilities), else None
     samples: int
-    kind: str = "other"  # class_scores | probabilities | boxes | regression | feature_map | integer
+    kind: str = "other"  # class_scores | probabilities | boxes | regression | feature_map | embedding | integer
     top5_agreement: float | None = None  # class kinds with more than 5 classes, else None
     checks: tuple[Check, ...] = ()
     passed: bool = True  # every check passed and every value was finite

@@ -7,6 +7,9 @@ output's dtype, name, shape and the source's own values on the held-out samples:
 - boxes:         a name like box/bbox/loc, or (batch, N, 4..7) whose columns 2 and 3 are widths
                  and heights (>= 0) or far corners (>= columns 0 and 1)
 - feature_map:   rank >= 3 (any other)
+- embedding:     (batch, dims > 1) named like embedding/embed/feature/feat/pooled/pooler, or whose
+                 rows all have L2 norm 1 (within 1e-3) and values of both signs (a normalised
+                 sentence or image embedding): cosine, SQNR, max/mean abs
 - probabilities: (batch, classes > 1) in [0, 1] with rows summing to 1
 - class_scores:  (batch, classes > 1), any other values (logits)
 - regression:    the rest (a (batch, 1) score, a 1-D output, ...)
@@ -21,7 +24,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-KINDS = ("class_scores", "probabilities", "boxes", "regression", "feature_map", "integer")
+KINDS = ("class_scores", "probabilities", "boxes", "regression", "feature_map", "embedding", "integer")
 CLASS_KINDS = ("class_scores", "probabilities")
 # Which tolerance keys apply to which kind (a key the kind lacks is never checked for it).
 _FLOAT_KEYS = ("max_abs", "mean_abs", "min_cosine", "min_sqnr_db")
@@ -31,8 +34,11 @@ KIND_KEYS: dict[str, tuple[str, ...]] = {
     "boxes": _FLOAT_KEYS,
     "regression": _FLOAT_KEYS,
     "feature_map": _FLOAT_KEYS,
+    "embedding": _FLOAT_KEYS,
     "integer": ("max_abs", "mean_abs", "min_exact_match"),
 }
+_EMBEDDING_NAME = re.compile(r"(?:^|[^a-z])(?:embed(?:ding)?s?|feat(?:ure)?s?|pool(?:ed|er)(?:_?output)?)(?:[^a-z]|$)", re.IGNORECASE)
+UNIT_NORM_TOL = 1e-3  # rows whose L2 norm is within this of 1 count as normalised
 _BOX_NAME = re.compile(r"(?:^|[^a-z])(?:b?box(?:es)?|bboxes|locs?|locations?)(?:[^a-z]|$)", re.IGNORECASE)
 
 
@@ -43,6 +49,13 @@ def _box_like(values: np.ndarray) -> bool:
         return False
     far, near = rows[:, 2:4], rows[:, 0:2]
     return bool((far >= 0).all() or (far >= near).all())
+
+
+def _unit_rows(rows: np.ndarray) -> bool:
+    """Every row L2-normalised, with values of both signs (probabilities and one-hot rows are >= 0)."""
+    if rows.size == 0 or not np.isfinite(rows).all() or not (rows.min() < 0 < rows.max()):
+        return False
+    return bool(np.all(np.abs(np.linalg.norm(rows, axis=1) - 1.0) <= UNIT_NORM_TOL))
 
 
 def classify(name: str, refs: Sequence[np.ndarray], dtype: str | None = None, declared: str | None = None) -> str:
@@ -62,6 +75,8 @@ def classify(name: str, refs: Sequence[np.ndarray], dtype: str | None = None, de
         return "feature_map"
     if first.ndim == 2 and first.shape[1] > 1:
         vals = np.concatenate([np.asarray(r, np.float64).reshape(-1, first.shape[1]) for r in refs])
+        if _EMBEDDING_NAME.search(name) or _unit_rows(vals):
+            return "embedding"
         if vals.min() >= -1e-6 and vals.max() <= 1 + 1e-6 and np.allclose(vals.sum(axis=1), 1.0, atol=1e-3):
             return "probabilities"
         return "class_scores"
