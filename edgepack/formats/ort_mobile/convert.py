@@ -8,6 +8,7 @@ from pathlib import Path
 
 from ...errors import ConversionError, require
 from ...pipeline.layout import fixed_layout_command
+from .canonical import canonical_ort
 
 CONFIG_SUFFIX = ".required_operators_and_types.config"
 
@@ -18,10 +19,12 @@ def to_ort(onnx_path: Path, ort_path: Path, *, target_platform: str, optimizatio
     For arm, the NCHWc layout transformer is disabled (x86-only kernels) and int8 QDQ stays
     int8 (`session.qdqisint8allowed`), as ONNX Runtime's own converter does for mobile.
 
-    The save runs in a fresh interpreter with a fixed address-space layout (pipeline/layout.py):
-    ONNX Runtime orders some of the .ort's tables by hashes of heap addresses, so the same model
-    gives the same bytes only in a process whose allocations are the same every time; a converter
-    worker that has imported other formats' converters in between is not such a process.
+    The saved file is then rewritten in its canonical form (canonical.py): ONNX Runtime serialises
+    the .ort's tables in the order of hash maps seeded by heap addresses, and the canonical form
+    is the same whatever that order was. The save itself still runs in a fresh interpreter with a
+    fixed address-space layout (pipeline/layout.py): on amd64, the NCHWc transformer numbers the
+    reorder nodes it adds by iterating a map keyed by pointers, so the graph itself (node indices,
+    generated names) differs from run to run unless the process's heap is the same every time.
     """
     require("onnxruntime", "onnx", "Converting to the ORT format")
     # Relative names from the model's folder and a small, fixed environment: the file names are the
@@ -35,6 +38,7 @@ def to_ort(onnx_path: Path, ort_path: Path, *, target_platform: str, optimizatio
     if done.returncode != 0:
         last = (done.stderr.strip().splitlines() or [f"exit status {done.returncode}"])[-1]
         raise ConversionError(f"{onnx_path.name}: ONNX Runtime could not convert it to .ort ({last.removeprefix('edgepack-save-ort: ')})")
+    canonical_ort(ort_path)
     return write_config(ort_path)
 
 
