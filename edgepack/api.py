@@ -502,7 +502,7 @@ def _validate(profile, artifact: Artifact, source, calib, val_idx, refs, root: P
     parity = check_parity(
         names, refs, outs, profile.tolerance_for(prec, format=fmt), targets, origins=[calib.origins[i] for i in val_idx], source=source.spec,
         per_output={n: profile.tolerance_sources(prec, format=fmt, output=n) for n in names}, kinds=profile.output_kinds,
-        runtime_failures=getattr(session, "parity_failures", list)(),  # e.g. fp16 overflow the Core ML emulator found
+        runtime_failures=session.parity_failures(),  # e.g. fp16 overflow the Core ML emulator found
         min_samples=profile.validation.min_samples,
     )
     parity = dataclasses.replace(parity, notes=(*parity.notes, *session.notes()))

@@ -49,6 +49,11 @@ class Session(ABC):
         """What the runs so far showed that the report should say (e.g. values that overflow fp16)."""
         return []
 
+    def parity_failures(self) -> list[str]:
+        """What the runs so far found that fails parity by itself, one line each (e.g. the Core ML
+        emulator's fp16 overflow, even where a later clamp hides it in the outputs)."""
+        return []
+
     # Diagnosis hooks (edgepack/diagnose): sessions from Runtime.diagnosis_session implement them.
     def intermediates(self, feeds: Sample) -> dict[str, np.ndarray]:
         """Every intermediate float tensor of one run on source-side feeds, by the artifact's tensor
