@@ -18,6 +18,7 @@ import numpy as np
 from .calibration import CalibrationSet
 from .errors import ConfigError
 from .preprocess import load_image_pixels, pixels_to_tensor
+from .report.manifest import MANIFEST_SCHEMA_VERSION
 from .profiles import TargetProfile
 from .report.manifest import manifest_json
 from .runtimes.base import get_runtime
@@ -133,7 +134,7 @@ def export_android_assets(
         golden_artifacts.append({"file": Path(r.file).name, "tolerance": {"max_abs": tol}, "results": per_case, "computed_on": arm[2] if arm else "measured-host"})
 
     golden = {
-        "schema_version": report.schema_version,
+        "schema_version": MANIFEST_SCHEMA_VERSION,
         "model": report.model["name"],
         "target": target,
         "cases": [

@@ -7,10 +7,15 @@ from ..calibration import CalibrationSet
 from ..types import BuildReport
 
 
+# The app-facing files (manifest.json, golden.json) version on their own: apps check the major number,
+# and additive keys (1.1: golden artifacts' "computed_on") keep it. report.json's schema is separate.
+MANIFEST_SCHEMA_VERSION = "1.1"
+
+
 def manifest_json(report: BuildReport, calib: CalibrationSet) -> dict[str, Any]:
     pp = calib.preprocess
     return {
-        "schema_version": report.schema_version,
+        "schema_version": MANIFEST_SCHEMA_VERSION,
         "edgepack_version": report.edgepack_version,
         "model": {"name": report.model["name"], "sha256": report.model["sha256"]},
         "labels": calib.labels,
