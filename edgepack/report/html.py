@@ -10,6 +10,7 @@ import json
 from ..types import ArtifactResult, BuildReport
 from .json_report import latency_estimate_json
 from .matrix import column_label, parity_matrix, several_targets
+from .emulated import EMULATED_COLUMNS, emulated_row
 from .outputs import Cell, diagnosis_text, label, metric_columns, number, output_rows, worst_sqnr
 from .summary import COLUMNS, failed_row, failures, notes, row
 from .svg import Bar, Point, heatmap, latency_chart, layer_curve, size_sqnr_chart
@@ -91,6 +92,26 @@ def matrix_section(m: dict) -> str:
         "<h2>Parity matrix</h2><p>The source against every format × precision, per output "
         "(SQNR, minimum cosine, top-1 agreement where the output is class scores).</p>"
         f"{chart}<table class='matrix'>{head}{''.join(body)}</table>"
+    )
+
+
+def emulated_section(report: BuildReport) -> str:
+    """A small table of each emulated artifact's arm64 run, beside the host figures above it."""
+    rows = [x for x in (emulated_row(r) for r in report.artifacts) if x is not None]
+    if not rows:
+        return ""
+    k = EMULATED_COLUMNS.index("arm64 parity")
+
+    def td(i, v):
+        cls = " class='fail'" if i == k and (v == "FAIL" or v.startswith("FAIL:")) else " class='PASS'" if i == k and v == "PASS" else ""
+        return f"<td{cls}>{e(v)}</td>"
+
+    body = "".join("<tr>" + "".join(td(i, v) for i, v in enumerate(rw)) + "</tr>" for rw in rows)
+    return (
+        "<h2>Emulated arm64</h2><p>The real arm64 runtime under QEMU (emulated-arm64): parity against the source, "
+        "the same raw feeds against the host run, and the guest instructions of one single-threaded inference "
+        "(counts, not a time).</p>"
+        f"<table class='emulated'><tr>{''.join(f'<th>{e(h)}</th>' for h in EMULATED_COLUMNS)}</tr>{body}</table>"
     )
 
 
@@ -191,6 +212,7 @@ def report_html(report: BuildReport, report_json: dict) -> str:
 {''.join(f"<p>{e(n)}</p>" for n in report.notes)}
 {outputs_table(report)}
 {matrix_section(report_json.get('parity_matrix') or parity_matrix(report))}
+{emulated_section(report)}
 {charts_section(report)}
 {diagnosis_section(report)}
 {timings_section(report)}

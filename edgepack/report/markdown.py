@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ..types import BuildReport
 from .matrix import column_label, parity_matrix, several_targets
+from .emulated import EMULATED_COLUMNS, emulated_row
 from .outputs import diagnosis_text, label, metric_columns, number, output_rows
 from .summary import COLUMNS, failed_row, failures, notes, row
 
@@ -63,6 +64,19 @@ def matrix_table(m: dict) -> list[str]:
     return [*lines, ""]
 
 
+def emulated_table(report: BuildReport) -> list[str]:
+    """The arm64 run of each emulated artifact (edgepack/arm64): parity against the source with the
+    worst cosine, arm64 against the host run, instructions of one inference and the top classes."""
+    rows = [x for x in (emulated_row(r) for r in report.artifacts) if x is not None]
+    if not rows:
+        return []
+    lines = ["## Emulated arm64", "", "The real arm64 runtime under QEMU (`emulated-arm64`): parity against the source, the same "
+             "raw feeds against the host run, and the guest instructions of one single-threaded inference (counts, not a time).", ""]
+    lines += ["| " + " | ".join(EMULATED_COLUMNS) + " |", "|" + "---|" * len(EMULATED_COLUMNS)]
+    lines += ["| " + " | ".join(_md(x) + (f" {FAILED}" if x == "FAIL" or str(x).startswith("FAIL:") else "") for x in rw) + " |" for rw in rows]
+    return [*lines, ""]
+
+
 def report_markdown(report: BuildReport, matrix: dict | None = None) -> str:
     m = report.model
     verdict = "✅ all artifacts passed" if report.passed else "❌ some artifacts failed"
@@ -80,6 +94,7 @@ def report_markdown(report: BuildReport, matrix: dict | None = None) -> str:
     lines += [f"- {x}" for x in report.notes] + ([""] if report.notes else [])
     lines += outputs_table(report)
     lines += matrix_table(matrix if matrix is not None else parity_matrix(report))
+    lines += emulated_table(report)
     for r in report.artifacts:
         f, n, d = failures(r), notes(r), r.parity.diagnosis
         if f or n or d:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 
 from ..types import ArtifactResult
+from .emulated import TERMINAL_COLUMNS as ARM64_COLUMNS
+from .emulated import emulated_failures, emulated_terminal_row
 from .outputs import failing_output_text, output_rows, worst_output
 
 COLUMNS = ("Target", "Format", "Precision", "Size", "Max abs", "Min cosine", "SQNR dB", "Top-1 agree", "Accuracy", "Latency p50 / p90", "Result")
@@ -136,13 +138,31 @@ def failing_output_lines(r: ArtifactResult, width: int = TERMINAL_WIDTH) -> list
     return [clip(head + failing_output_text(o), width) for o in output_rows(r) if not o.passed]
 
 
+def arm64_lines(results: list[ArtifactResult], width: int = TERMINAL_WIDTH) -> list[str]:
+    """A table of the artifacts that ran emulated (arm64 parity, worst cosine, vs host, instructions
+    of one inference, top classes); artifacts that did not run share one line per reason."""
+    with_target = len({r.target for r in results}) > 1
+    rows = [x for x in (emulated_terminal_row(r, with_target) for r in results) if x is not None]
+    if with_target:
+        rows = [(clip(x[0], _TARGET_WIDTH + 20),) + x[1:] for x in rows]
+    skipped: dict[str, int] = {}
+    for r in results:
+        em = r.emulated
+        if em and not em.get("ran") and (em.get("parity") or {}).get("passed") is not False:
+            why = str(em.get("note") or "–")
+            skipped[why] = skipped.get(why, 0) + 1
+    lines = table_lines(ARM64_COLUMNS, rows, width) if rows else []
+    return lines + [clip(f"arm64 not run for {n} artifact{'s' if n != 1 else ''}: {why}", width) for why, n in skipped.items()]
+
+
 def terminal_lines(results: list[ArtifactResult], failed_cells=(), width: int = TERMINAL_WIDTH) -> list[str]:
-    """The terminal summary: one row per cell (each artifact's worst output), then a line per
-    failing output. Every line fits `width` columns."""
+    """The terminal summary: one row per cell (each artifact's worst output), the arm64 run of
+    each emulated artifact, then a line per failing output. Every line fits `width` columns."""
     rows = [terminal_row(r) for r in results] + [failed_row(f, TERMINAL_COLUMNS) for f in failed_cells]
     lines = table_lines(TERMINAL_COLUMNS, rows, width)
+    arm = arm64_lines(results, width)
     fails = [ln for r in results for ln in failing_output_lines(r, width)]
-    return lines + ([""] + fails if fails else [])
+    return lines + ([""] + arm if arm else []) + ([""] + fails if fails else [])
 
 
 def failed_row(f, columns: tuple[str, ...] = COLUMNS) -> tuple[str, ...]:
@@ -153,7 +173,8 @@ def failed_row(f, columns: tuple[str, ...] = COLUMNS) -> tuple[str, ...]:
 
 
 def failures(r: ArtifactResult) -> list[str]:
-    return [*r.parity.failures, *r.budget_failures]
+    """Every reason the cell failed: host parity, the arm64 run's parity ("arm64 (cpu): ..."), budgets."""
+    return [*r.parity.failures, *emulated_failures(r), *r.budget_failures]
 
 
 def notes(r: ArtifactResult) -> list[str]:
