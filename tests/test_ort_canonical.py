@@ -184,3 +184,10 @@ def test_damaged_file_is_a_one_line_conversion_error(tmp_path):
     text = str(err.value)
     assert text.startswith("broken.ort: could not re-serialise the .ort") and "\n" not in text
     assert bad.read_bytes() == b"\x10\x00\x00\x00ORTM" + b"\xff" * 8  # left as it was
+
+
+def test_a_file_that_is_not_ort_is_named_in_the_error(tmp_path):
+    other = tmp_path / "model.onnx.ort"
+    other.write_bytes(b"\x08\x00\x00\x00TFL3" + b"\x00" * 16)
+    with pytest.raises(ConversionError, match=r"^model\.onnx\.ort: not an ORT-format model \(no ORTM identifier\)$"):
+        canonical_ort(other)

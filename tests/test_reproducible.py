@@ -59,6 +59,19 @@ def test_ort_rebuild_is_byte_identical(tiny_cnn_files, tmp_path):
     assert first == second
 
 
+def test_ort_amd64_rebuild_is_byte_identical(tiny_cnn_files, tmp_path):
+    """amd64 fp32 runs the NCHWc transformer, whose added nodes follow heap addresses unless the
+    saver's layout is fixed (pipeline/layout.py); the canonical form alone does not cover it."""
+    from edgepack.formats.ort_mobile.inspect import read_ort
+
+    profile = write_profile(tmp_path / "p.toml", 'name = "repro"\nthreads = 1\n[formats.ort]\nprecisions = ["fp32"]\ntarget_platform = "amd64"\n[latency]\nruns = 0\n')
+    first, second = _twice(tiny_cnn_files, profile, tmp_path, "onnx")
+    assert [k for k in first if k.endswith(".ort")] == ["repro/tiny.fp32.ort"]
+    assert first == second
+    ops = read_ort(tmp_path / "b1" / "repro" / "tiny.fp32.ort")["ops"]
+    assert ops.get("com.microsoft.nchwc:ReorderOutput", 0) >= 1, ops
+
+
 @pytest.mark.slow
 def test_every_format_and_precision_rebuilds_byte_identical(tiny_cnn_files, tmp_path):
     profile = write_profile(tmp_path / "p.toml", ALL_FORMATS)

@@ -37,7 +37,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import ExitCode
-from .layout import fixed_layout_command
 from .cells import Cell, CellFailure, StageClock
 
 
@@ -113,10 +112,9 @@ class ConverterWorker:
         ours, theirs = socket.socketpair()
         package_root = str(Path(__file__).resolve().parents[2])  # the folder that holds edgepack/
         env = {**os.environ, "PYTHONPATH": os.pathsep.join([package_root, *filter(None, [os.environ.get("PYTHONPATH")])])}
-        # a fixed address-space layout: the same model gives the same bytes (layout.py says why)
-        argv, fixed_env = fixed_layout_command([sys.executable, "-m", "edgepack.pipeline.child", str(theirs.fileno())])
+        argv = [sys.executable, "-m", "edgepack.pipeline.child", str(theirs.fileno())]
         try:
-            self._proc = subprocess.Popen(argv, pass_fds=[theirs.fileno()], env={**env, **fixed_env}, stdin=subprocess.DEVNULL)
+            self._proc = subprocess.Popen(argv, pass_fds=[theirs.fileno()], env=env, stdin=subprocess.DEVNULL)
         finally:
             theirs.close()
         self._conn = Connection(ours.detach())

@@ -1,16 +1,19 @@
-"""Converter children run with a fixed address-space layout, so that their output is byte-identical
+"""The .ort save runs with a fixed address-space layout, so that the graph it writes is the same
 run to run.
 
-ONNX Runtime writes the tables of an .ort file (its kernel type-string resolver) in the iteration order
-of an absl hash map, and absl seeds its hashes from an address in the process. With address-space
-layout randomisation on, the same model gives a different .ort every run (measured with onnxruntime
-1.32: three conversions, three digests); with it off, the same digest every time. The converter
-child is therefore started under `setarch -R` (util-linux, on every Linux), with PYTHONHASHSEED=0 so
-that Python-side set and dict orders are fixed too.
+ONNX Runtime keys some of its maps by pointers. On amd64, the NCHWc transformer keeps its state in
+a map keyed by NodeArg pointers, and the reorder nodes it adds (their node indices, their generated
+names) come out in an order that follows heap addresses:
+with address-space layout randomisation on, the same fp32 model gave two different graphs in ten
+saves (onnxruntime 1.32); in a fresh process started under `setarch -R` (util-linux, on every
+Linux), with PYTHONHASHSEED=0 and a small fixed environment, one. The order in which the tables are
+serialised also follows address-seeded hashes; canonical.py removes that part for every save.
 
-This turns off one exploit mitigation, in the converter child only (the parent, which reads user
-files first, keeps it). EDGEPACK_REPRODUCIBLE=0 keeps ASLR on in the child as well; .ort files then
-differ from build to build in their byte order (not in what they compute).
+Only the short-lived saver process (formats/ort_mobile/convert.py) runs this way: the converter
+children, which read user files, keep ASLR on; their other formats' output does not depend on it
+(tests/test_reproducible.py with EDGEPACK_REPRODUCIBLE=0: every artifact identical, three runs).
+EDGEPACK_REPRODUCIBLE=0 keeps ASLR on in the saver as well; amd64 .ort graphs may then differ from
+build to build in their node numbering (not in what they compute).
 """
 from __future__ import annotations
 

@@ -1,17 +1,18 @@
 """Byte-identical .ort files: read an .ort flatbuffer and write it again in one canonical form.
 
-ONNX Runtime writes some tables of an .ort in the iteration order of hash maps whose seeds come from
-heap addresses (the kernel type-string resolver, measured with onnxruntime 1.32: six digests in
-twenty saves of one fp16 model). The canonical form is a deep copy of the whole file with
-flatbuffers' own Builder, in which the vectors that stand for a set or a map (SET_VECTORS) are
+ONNX Runtime lays out an .ort's objects in an order that follows address-seeded hash maps (the
+kernel type-string resolver's; onnxruntime 1.32 gave six digests in twenty saves of one fp16 model
+with ASLR on). Compared field by field, those files held the same content: only the layout
+differed. The canonical form is a deep copy of the whole file with flatbuffers' own Builder, in
+one fixed order, in which the vectors that ONNX Runtime reads back into maps (SET_VECTORS) are also
 sorted by their entries' content and every other vector keeps its order; scalar fields keep their
-exact bytes and their presence, so what ONNX Runtime reads back is the same model.
+exact bytes and their presence, so ONNX Runtime reads back the same model.
 
 The copy is driven by the schema that onnxruntime ships as generated Python
 (tools/ort_format_model/ort_flatbuffers_py/fbs): each table's fields, their slots and kinds are
-read from that source (its accessors' code), not written out here, so a new field in a later
-onnxruntime is copied as well. What the generated code cannot say (a union's member tables, which
-vectors are sets) is listed below; a schema that does not fit raises ConversionError.
+read from that source (its Add functions and accessors), not written out here, so a new field in a
+later onnxruntime is copied as well. What the generated code cannot say (a union's member tables,
+which vectors are sets) is listed below; a schema that does not fit raises ConversionError.
 """
 from __future__ import annotations
 
@@ -84,7 +85,8 @@ class Obj:
 
 # --- the schema, from the generated accessors ------------------------------------------------
 
-def _accessor_field(name: str, body: str, imported: str | None) -> tuple[str, str, str] | None:
+def _accessor_field(body: str, imported: str | None) -> tuple[str, str, str] | None:
+    """(kind, elem, target) of a field, from the code of its generated accessor."""
     if "self._tab.Union(" in body:
         return "union", "", ""
     flags = re.search(r"number_types\.(\w+)Flags, (\w)", body)
@@ -107,33 +109,33 @@ def _accessor_field(name: str, body: str, imported: str | None) -> tuple[str, st
     return None
 
 
-def _parse_module(source: str, schema_tables: dict, structs: dict) -> None:
+def _parse_module(source: str, tables: dict, structs: dict) -> None:
+    """The tables and structs of one generated module: a table's fields are its `<T>Add<F>(builder, x)`
+    functions (whose code names the slot), each read as its accessor `<T>.<F>` reads it."""
     tree = ast.parse(source)
-    starts = {}
-    for node in tree.body:  # XStart(builder): builder.StartObject(N)
-        if isinstance(node, ast.FunctionDef) and node.name.endswith("Start"):
-            m = re.search(r"StartObject\((\d+)\)", ast.unparse(node))
-            if m:
-                starts[node.name[: -len("Start")]] = int(m.group(1))
-        if isinstance(node, ast.FunctionDef) and node.name.startswith("Create"):
-            m = re.search(r"builder\.Prep\((\d+), (\d+)\)", ast.unparse(node))
-            if m:
-                structs[node.name[len("Create"):]] = (int(m.group(2)), int(m.group(1)))
+    functions = {n.name: ast.unparse(n) for n in tree.body if isinstance(n, ast.FunctionDef)}
     for cls in (n for n in tree.body if isinstance(n, ast.ClassDef)):
-        if cls.name not in starts:
+        methods = {n.name: ast.unparse(n) for n in cls.body if isinstance(n, ast.FunctionDef)}
+        create = re.search(r"builder\.Prep\((\d+), (\d+)\)", functions.get(f"Create{cls.name}", ""))
+        if "SizeOf" in methods and create:  # a struct: (size, alignment)
+            structs[cls.name] = (int(create.group(2)), int(create.group(1)))
             continue
+        start = re.search(r"StartObject\((\d+)\)", functions.get(f"{cls.name}Start", ""))
+        if start is None:
+            continue  # an enum
         fields = []
-        for fn in (n for n in cls.body if isinstance(n, ast.FunctionDef)):
-            body = ast.unparse(fn)
-            slot = re.search(r"self\._tab\.Offset\((\d+)\)", body)
-            if slot is None or fn.name.endswith(("Length", "IsNone", "AsNumpy")):
+        for fname, code in functions.items():
+            slot = re.search(r"Slot\((\d+),", code)
+            if not fname.startswith(f"{cls.name}Add") or slot is None:
                 continue
+            name = fname[len(cls.name) + 3:]
+            body = methods.get(name, "")
             imp = re.search(r"from ort_flatbuffers_py\.fbs\.\w+ import (\w+)", body)
-            kind = _accessor_field(fn.name, body, imp.group(1) if imp else None)
-            if kind is None:
-                raise ConversionError(f"{cls.name}.{fn.name}: a field of the installed onnxruntime's .ort schema that edgepack's canonicaliser cannot read; pin onnxruntime to a tested version")
-            fields.append(Field(fn.name, (int(slot.group(1)) - 4) // 2, *kind))
-        schema_tables[cls.name] = Table(cls.name, starts[cls.name], tuple(sorted(fields, key=lambda f: f.slot)))
+            kind = _accessor_field(body, imp.group(1) if imp else None)
+            if kind is None or f"self._tab.Offset({4 + 2 * int(slot.group(1))})" not in body:
+                raise ConversionError(f"{cls.name}.{name}: a field of the installed onnxruntime's .ort schema that edgepack's canonicaliser cannot read; pin onnxruntime to a tested version")
+            fields.append(Field(name, int(slot.group(1)), *kind))
+        tables[cls.name] = Table(cls.name, int(start.group(1)), tuple(sorted(fields, key=lambda f: f.slot)))
 
 
 @lru_cache(maxsize=1)
@@ -168,7 +170,7 @@ def _decode(buf: bytes, pos: int, table: str, sch: Schema) -> Obj:
             continue
         at = o + tab.Pos
         if f.kind == "scalar":
-            values[f.name] = bytes(buf[at: at + struct.calcsize(f.elem)])
+            values[f.name] = bytes(buf[at: at + struct.calcsize("<" + f.elem)])
         elif f.kind == "string":
             values[f.name] = tab.String(at)
         elif f.kind == "table":
@@ -189,7 +191,7 @@ def _decode_vector(buf: bytes, tab, o: int, f: Field, sch: Schema):
     n = tab.VectorLen(o)
     start = tab.Vector(o)
     if f.elem == "scalar":
-        return ("raw", f.target, n, bytes(buf[start: start + n * struct.calcsize(f.target)]))
+        return ("raw", f.target, n, bytes(buf[start: start + n * struct.calcsize("<" + f.target)]))
     if f.elem == "struct":
         size, _ = sch.structs[f.target]
         return ("raw", f.target, n, bytes(buf[start: start + n * size]))
@@ -290,7 +292,7 @@ class _Writer:
                 made[f.slot] = self.table(v)
             elif f.elem in ("scalar", "struct"):
                 _, fmt, n, data = v
-                size, align = (struct.calcsize(fmt),) * 2 if f.elem == "scalar" else self.sch.structs[fmt]
+                size, align = (struct.calcsize("<" + fmt),) * 2 if f.elem == "scalar" else self.sch.structs[fmt]
                 made[f.slot] = self.raw_vector(data, n, size, align)
             elif f.elem == "string":
                 made[f.slot] = self.offsets_vector([self.string(s) for s in v])
@@ -299,7 +301,7 @@ class _Writer:
         b = self.b
         b.StartObject(spec.slots)
         # largest scalars first (the least padding), then the offsets; slot order breaks ties
-        scalars = sorted((f for f in spec.fields if f.kind == "scalar" and f.name in obj.values), key=lambda f: (-struct.calcsize(f.elem), f.slot))
+        scalars = sorted((f for f in spec.fields if f.kind == "scalar" and f.name in obj.values), key=lambda f: (-struct.calcsize("<" + f.elem), f.slot))
         for f in scalars:
             raw = obj.values[f.name]
             b.Prep(len(raw), 0)
@@ -321,6 +323,8 @@ def write_tree(tree: Obj, identifier: bytes, size_hint: int = 0) -> bytes:
 
 def canonical_bytes(data: bytes) -> bytes:
     """The canonical form of an .ort file's bytes."""
+    if len(data) < 8 or bytes(data[4:8]) != b"ORTM":
+        raise ConversionError("not an ORT-format model (no ORTM identifier)")
     tree = canonicalise(read_tree(data), schema())
     return write_tree(tree, bytes(data[4:8]), len(data) + 4096)
 

@@ -22,9 +22,9 @@ def to_ort(onnx_path: Path, ort_path: Path, *, target_platform: str, optimizatio
     The saved file is then rewritten in its canonical form (canonical.py): ONNX Runtime serialises
     the .ort's tables in the order of hash maps seeded by heap addresses, and the canonical form
     is the same whatever that order was. The save itself still runs in a fresh interpreter with a
-    fixed address-space layout (pipeline/layout.py): on amd64, the NCHWc transformer numbers the
-    reorder nodes it adds by iterating a map keyed by pointers, so the graph itself (node indices,
-    generated names) differs from run to run unless the process's heap is the same every time.
+    fixed address-space layout (pipeline/layout.py): on amd64, the reorder nodes that the NCHWc
+    transformer adds (node indices, generated names) come out in an order that follows heap
+    addresses, so the graph itself differs unless the process's heap is the same every time.
     """
     require("onnxruntime", "onnx", "Converting to the ORT format")
     # Relative names from the model's folder and a small, fixed environment: the file names are the
