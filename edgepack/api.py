@@ -65,6 +65,7 @@ def build(
     diagnose: bool = False,
     cache: str | Path | None = None,
     use_cache: bool = True,
+    recipes: Sequence[str | Path] | None = None,
 ) -> BuildReport:
     """Build, validate and report every target. Returns the BuildReport; `report.passed` is
     False when a parity tolerance or budget failed (every file is still written).
@@ -86,7 +87,9 @@ def build(
     `cache`: the cell cache's location, a folder or an fsspec URL such as s3://bucket/prefix
     (`--cache`; default $EDGEPACK_CACHE, else the user's cache folder); `use_cache=False` turns it off
     (`--no-cache`). A cell found there is restored, artifact and validation results, instead of built;
-    when every cell is there the model is not even loaded (edgepack.cache)."""
+    when every cell is there the model is not even loaded (edgepack.cache).
+    `recipes`: int8_auto recipe files (`--recipe`) that the int8_auto cells of their format apply
+    instead of searching (edgepack.quantize_search)."""
     progress = _progress(progress)
     started = time.perf_counter()
     started_at = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
@@ -100,6 +103,10 @@ def build(
         dup = next(n for n in names if names.count(n) > 1)
         raise ConfigError(f"two --target profiles are both named {dup!r}; each target needs its own name (the `name` key)")
     profiles, build_notes = narrow_profiles(profiles, formats, precisions)
+    if recipes:
+        from .quantize_search.recipe import with_recipes
+
+        profiles = with_recipes(profiles, recipes)
     for n in build_notes:
         progress.warn(n)
     if android_target is not None and android_target not in [p.name for p in profiles]:

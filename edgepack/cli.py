@@ -81,8 +81,9 @@ def cli(debug: bool) -> None:
 @click.option("--diagnose", "diagnose_failed", is_flag=True, help="Name the first divergent layer of every cell that fails parity (also when a profile says [validation] diagnose = \"never\").")
 @click.option("--cache", "cache", metavar="PATH|URL", help="The cell cache: a folder or an fsspec URL such as s3://bucket/prefix (default: $EDGEPACK_CACHE, else ~/.cache/edgepack/cells).")
 @click.option("--no-cache", is_flag=True, help="Build every cell anew; read and write no cache.")
+@click.option("--recipe", "recipes", multiple=True, metavar="FILE", help="int8_auto: reuse this .recipe.json (from an earlier build) with no search; its format's int8_auto cells apply it (repeatable, one per format).")
 @debug_option
-def build(model, calibration, targets, out, allow_pickle, quiet, android_assets, android_target, formats, precisions, no_latency, force, input_shapes, fail_fast, diagnose_failed, cache, no_cache):
+def build(model, calibration, targets, out, allow_pickle, quiet, android_assets, android_target, formats, precisions, no_latency, force, input_shapes, fail_fast, diagnose_failed, cache, no_cache, recipes):
     """Build, validate and report MODEL (.pt2, .onnx, .keras, or package.module:function) for each --target.
 
     --format and --precision narrow the cells the profiles list; they never add one."""
@@ -107,6 +108,7 @@ def build(model, calibration, targets, out, allow_pickle, quiet, android_assets,
         diagnose=diagnose_failed,
         cache=cache,
         use_cache=not no_cache,
+        recipes=list(recipes) or None,
     )
     for line in terminal_lines(report.artifacts, report.failed_cells):  # the worst output per cell, a line per failing output
         click.echo(line)

@@ -49,6 +49,8 @@ DEFAULT_TOLERANCES: dict[str, dict[str, float]] = {
     "fp32": {"max_abs": 1e-4, "min_cosine": 0.99999},
     "fp16": {"max_abs": 5e-2, "min_cosine": 0.999},
     "int8": {"min_cosine": 0.99, "min_top1_agreement": 0.95, "max_accuracy_drop": 0.01},
+    # int8_auto's budget (edgepack/quantize_search): int8's defaults unless [tolerances.int8_auto] says
+    "int8_auto": {"min_cosine": 0.99, "min_top1_agreement": 0.95, "max_accuracy_drop": 0.01},
 }
 
 
@@ -357,6 +359,11 @@ def load_profile(path: Path) -> TargetProfile:
         if len(set(precisions)) != len(precisions):
             raise ConfigError(f"{path}: formats.{fname}.precisions lists a precision twice: {list(precisions)}")
         options = {k: t.get(k, o.type, o.default, choices=o.choices) for k, o in cls.options.items()}
+        if options.get("recipe"):  # an int8_auto recipe file, relative to the profile's folder
+            rp = (path.parent / options["recipe"]).resolve()
+            if not rp.is_file():
+                raise ConfigError(f"{path}: key 'formats.{fname}.recipe' names {rp}, which does not exist; give the .recipe.json an int8_auto build wrote")
+            options["recipe"] = str(rp)
         specs.append(FormatSpec(fname, precisions, options))
 
     q = top.table("quantization", ("method", "per_channel", "calibration_samples", "percentile"))

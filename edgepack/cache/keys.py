@@ -88,6 +88,10 @@ def cell_profile(profile_json: dict[str, Any], fmt: str, precision: str) -> dict
     out = {k: v for k, v in profile_json.items() if k not in ("path", "description", "formats", "tolerances")}
     spec = dict(profile_json.get("formats", {}).get(fmt, {}))
     spec["precisions"] = [precision]
+    if spec.get("recipe"):  # an int8_auto recipe file: its content decides the artifact, not its path
+        from ..quantize_search.recipe import recipe_digest
+
+        spec["recipe"] = recipe_digest(spec["recipe"])
     out["format"] = {fmt: spec}
     out["tolerance"] = (profile_json.get("tolerances") or {}).get(precision)
     return out

@@ -42,6 +42,7 @@ class FormatJob:
     labels: list[str] | None = None  # class names from the calibration set, for metadata inside artifacts
     preprocess: Preprocess | None = None  # how a picture becomes the input tensor (layout, mean, std)
     on_stage: Callable[[str], None] | None = None  # the pipeline's hook; formats call enter()
+    budget: Any = None  # quantize_search.Budget: the cell's resolved tolerances, which int8_auto searches against
 
     def enter(self, stage: str) -> None:
         """Tell the pipeline which stage of the cell runs now ("convert" until told otherwise,

@@ -18,6 +18,7 @@ from typing import Any
 
 from ..errors import EdgepackError
 from ..formats.base import FormatJob, get_format
+from ..quantize_search.budget import cell_budget
 from .cells import Cell, CellFailure, StageClock, failure_from
 from .isolation import ConverterWorker, WorkerSpec, run_warm_imports
 
@@ -203,7 +204,8 @@ def _build_grid(profiles, source, calib, reference, staging, work, progress, val
                 if (p.name, fmt_name) in refused:
                     built = failure_from(cell, "convert", refused[(p.name, fmt_name)])
                 else:
-                    built = runner.build(type(fmt), {**fields, "precisions": (precision,)}, cell, p.limits.cell_timeout_s)
+                    budget = cell_budget(p, fmt_name, precision, [t.name for t in source.outputs])
+                    built = runner.build(type(fmt), {**fields, "precisions": (precision,), "budget": budget}, cell, p.limits.cell_timeout_s)
                 results[cell] = _validate_all(cell, built, plan, target_dir, validate, progress)
                 if key is not None and results[cell] and not any(isinstance(r, CellFailure) for r in results[cell]):
                     cache.save(key, results[cell], staging)  # only cells that built and validated

@@ -17,7 +17,7 @@ from ..base import Format, FormatJob, Option, register_format
 from . import inspect as _inspect  # noqa: F401  (registers the .onnx/.ort readers)
 from .convert import to_ort
 from .coverage import coverage_notes, ep_coverage
-from .quantize import to_fp16, to_int8_qdq
+from .quantize import int8_weight_share, to_fp16, to_int8_qdq
 
 
 @register_format
@@ -27,7 +27,7 @@ class OrtMobile(Format):
     suffix = ".ort"
     runtime = "onnxruntime"
     extra = "onnx"
-    precisions = ("fp32", "fp16", "int8")
+    precisions = ("fp32", "fp16", "int8", "int8_auto")
     # imported by the converter worker before its first cell, and by the build while it waits (pipeline/isolation.py)
     warm_imports = ("onnx", "onnxruntime", "onnxruntime.tools.ort_format_model", "onnxruntime.quantization", "onnxscript")
     check_imports = ("onnxruntime",)
@@ -37,6 +37,7 @@ class OrtMobile(Format):
         "mobile_eps": Option(
             list, ["nnapi", "coreml"], "execution providers whose node coverage is reported", ("nnapi", "coreml")
         ),
+        "recipe": Option(str, "", "int8_auto: a .recipe.json from an earlier int8_auto build, applied with no search"),
     }
 
     def build(self, job: FormatJob) -> Iterator[Artifact]:
@@ -58,6 +59,8 @@ class OrtMobile(Format):
         for precision in job.precisions:
             job.progress.step(f"ort {precision}: converting")
             level = job.options["optimization"]
+            extra_details: dict = {}
+            extra_files: list[Path] = []
             if precision == "fp32":
                 onnx_path, steps = fp32, route
             elif precision == "fp16":
@@ -68,6 +71,10 @@ class OrtMobile(Format):
                 # Level "all" lets the host CPU EP fold fp16 weights back to fp32 (no fp16 kernels
                 # on x86), so fp16 keeps to "basic": the weights stay fp16 in the .ort.
                 level = "basic"
+            elif precision == "int8_auto":
+                job.enter("quantise")
+                onnx_path, steps, auto = self._int8_auto(job, fp32, route, level, platform)
+                extra_details.update(auto)
             else:
                 job.enter("quantise")
                 onnx_path = work / f"{job.stem}.int8.onnx"
@@ -75,6 +82,8 @@ class OrtMobile(Format):
                 upgraded = to_int8_qdq(fp32, onnx_path, samples=job.calibration, quant=job.quantization, input_names=names, track=job.progress.track)
                 pc = "per-channel" if job.quantization.per_channel else "per-tensor"
                 steps = f"{route}{f' -> {upgraded}' if upgraded else ''} -> quantize_static QDQ int8 {pc}, {job.quantization.method} over {len(job.calibration)} samples"
+            if precision.startswith("int8"):
+                extra_details.update(int8_weight_share(onnx_path))
             ort_path = work / f"{job.stem}.{precision}.ort"
             cov = ep_coverage(onnx_path, job.options["mobile_eps"])
             config = to_ort(onnx_path, ort_path, target_platform=platform, optimization=level)
@@ -84,15 +93,37 @@ class OrtMobile(Format):
                 precision=precision,
                 runtime=self.runtime,
                 route=f"{steps} -> .ort (target platform {platform}, optimization {level})",
-                extra_files=[config],
-                details={"ep_coverage": cov, "notes": coverage_notes(cov) + _host_notes(precision, platform)},
+                extra_files=[config, *extra_details.pop("_files", [])],
+                details={"ep_coverage": cov, "notes": coverage_notes(cov) + _host_notes(precision, platform), **extra_details},
                 tool_versions=versions,
             )
 
 
+    def _int8_auto(self, job: FormatJob, fp32: Path, route: str, level: str, platform: str):
+        """Search (or reuse) the recipe, then quantise with it over every calibration sample."""
+        from ...quantize_search import details, recipe_for, recipe_path
+        from .auto import OrtBackend
+
+        names = {t.name: t.name for t in job.source.inputs}
+        backend = OrtBackend(fp32, job.workdir, job.quantization, names, job.progress.track, level, platform)
+        recipe = recipe_for(job, self.name, backend)
+        onnx_path = job.workdir / f"{job.stem}.int8_auto.onnx"
+        backend.quantise(recipe.base, recipe.precision_of(), list(job.calibration), onnx_path, cache=False)
+        prep = backend.prepared(bool(recipe.base["per_channel"]))[1]
+        c = recipe.counts()
+        how = "reused recipe " + recipe.search.get("from", "") if recipe.search.get("reused") else f"searched over {recipe.search.get('candidates')} candidates"
+        steps = (
+            f"{route}{''.join(' -> ' + s for s in prep)} -> quantize_static QDQ int8_auto ({recipe.base['method']}, "
+            f"{'per-channel' if recipe.base['per_channel'] else 'per-tensor'}; {c['int8']} layers int8, {c['int16']} int16, {c['float']} float; {how})"
+        )
+        out = details(recipe)
+        out["_files"] = [recipe.write(recipe_path(job))]
+        return onnx_path, steps, out
+
+
 def _host_notes(precision: str, platform: str) -> list[str]:
     host = _platform.machine().lower()
-    if precision == "int8" and platform == "arm" and host not in ("aarch64", "arm64"):
+    if precision.startswith("int8") and platform == "arm" and host not in ("aarch64", "arm64"):
         return [
             f"host latency is not representative for this int8 .ort: it keeps int8 x int8 QLinear ops for arm, "
             f"which this {host} host runs on slow fallback kernels; arm64 devices run them natively"

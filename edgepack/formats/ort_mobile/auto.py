@@ -1,0 +1,203 @@
+"""int8_auto for .ort: the search's Backend over ONNX Runtime's QDQ quantiser.
+
+A layer is a quantised node, named by its ONNX node name, whose output is an activation. Its
+options, next better first: int16 activations (its output tensor as com.microsoft QDQ int16, the
+weights stay int8), then float (the node is not quantised, nor its output: its consumers keep it
+float too). Cheap fixes: per-channel weights (when the profile has them off) and a percentile
+range instead of min/max. Every candidate is calibrated from one calibration cache per method and
+run in ONNX Runtime with the session options of the .ort it would become.
+"""
+from __future__ import annotations
+
+import dataclasses
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ...quantize_search.sensitivity import CAP_DB, SOUND_INPUT_DB, added_noise_db, channel_sqnr_db, default_axis
+from .quantize import prepare_for_int8, quantize_prepared
+
+# Node types ONNX Runtime's QDQ quantiser quantises (its registry), read at first use.
+_FUSED_ACTIVATIONS = {"Relu", "Clip"}
+_SKIP_OUTPUT_TYPES = {"Shape", "Size", "NonZero", "ArgMax", "ArgMin", "TopK"}
+
+
+class OrtBackend:
+    fallback_options = ("int16", "float")
+
+    def __init__(self, fp32: Path, work: Path, quant, input_names: dict[str, str], track, level: str, platform: str):
+        self.work = work
+        self.quant = quant
+        self.input_names = input_names
+        self.track = track
+        self.level, self.platform = level, platform
+        self._prepared: dict[bool, tuple[Path, list[str]]] = {}
+        self.fp32 = fp32
+        self._n = 0
+        self._tmp = Path(tempfile.mkdtemp(prefix="int8_auto.", dir=work))
+        self._layers: list[dict[str, Any]] | None = None
+        self._consumers: dict[str, list[str]] = {}
+        self._made_from: dict[Path, bool] = {}
+
+    # -- the model -------------------------------------------------------------------------
+    def prepared(self, per_channel: bool) -> tuple[Path, list[str]]:
+        if per_channel not in self._prepared:
+            dest = self.work / f"{self.fp32.stem.removesuffix('.fp32')}.int8_auto{'' if per_channel else '.pt'}.onnx"
+            self._prepared[per_channel] = prepare_for_int8(self.fp32, dest, per_channel=per_channel)
+        return self._prepared[per_channel]
+
+    def layers(self) -> list[dict[str, Any]]:
+        if self._layers is None:
+            import onnx
+            from onnxruntime.quantization.registry import QDQRegistry, QLinearOpsRegistry
+
+            model = onnx.load(str(self.prepared(self.quant.per_channel)[0]))
+            quantisable = set(QDQRegistry) | set(QLinearOpsRegistry)
+            inits = {t.name for t in model.graph.initializer}
+            nodes = list(model.graph.node)
+            for i, node in enumerate(nodes):
+                for t in node.input:
+                    self._consumers.setdefault(t, []).append(node.name or f"node{i}")
+            by_name = {(n.name or f"node{i}"): n for i, n in enumerate(nodes)}
+            out, absorbed = [], set()
+            for inp in model.graph.input:  # an input's own rounding (its consumers quantise it) is a layer too
+                if inp.name not in inits and inp.type.tensor_type.elem_type == onnx.TensorProto.FLOAT and self._consumers.get(inp.name):
+                    out.append({"name": inp.name, "op_type": "input", "tensor": inp.name, "members": []})
+            for i, node in enumerate(nodes):
+                name = node.name or f"node{i}"
+                if name in absorbed or node.op_type not in quantisable or node.op_type in _SKIP_OUTPUT_TYPES or not node.output or node.output[0] in inits:
+                    continue
+                la = {"name": name, "op_type": node.op_type, "tensor": node.output[0], "members": [name]}
+                # an activation that alone consumes the output is fused into the layer (the quantiser
+                # drops it and quantises its output): the layer's tensor is the activation's output
+                users = self._consumers.get(node.output[0], [])
+                if len(users) == 1 and by_name[users[0]].op_type in _FUSED_ACTIVATIONS:
+                    act = by_name[users[0]]
+                    la.update(op_type=f"{node.op_type}+{act.op_type}", tensor=act.output[0], members=[name, users[0]])
+                    absorbed.add(users[0])
+                out.append(la)
+            self._layers = out
+        return [{"name": la["name"], "op_type": la["op_type"]} for la in self._layers]
+
+    def base(self) -> dict[str, Any]:
+        q = self.quant
+        return {"method": q.method, "per_channel": q.per_channel, "percentile": q.percentile}
+
+    def fixes(self, base: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+        out = []
+        if not base["per_channel"]:
+            out.append(("per-channel weights", {**base, "per_channel": True}))
+        if base["method"] == "minmax":
+            out.append(("percentile range (99.99)", {**base, "method": "percentile", "percentile": 99.99}))
+        return out
+
+    # -- candidates ------------------------------------------------------------------------
+    def quantise(self, base: dict[str, Any], precisions: dict[str, str], samples: list, dest: Path, cache: bool = True) -> Path:
+        self.layers()
+        pre, _ = self.prepared(bool(base["per_channel"]))
+        by_name = {la["name"]: la for la in self._layers}
+        exclude, int16 = [], []
+        for name, p in precisions.items():
+            la = by_name.get(name)
+            if la is None or p == "int8":
+                continue
+            if p == "int16":
+                int16.append(la["tensor"])
+            else:  # float: the layer and the consumers of its output stay float
+                exclude += [*la["members"], *self._consumers.get(la["tensor"], [])]
+        quant = dataclasses.replace(self.quant, method=base["method"], per_channel=bool(base["per_channel"]), percentile=float(base["percentile"]))
+        calib = self._tmp / f"ranges.{base['method']}.{base['percentile']}.{base['per_channel']}.{len(samples)}.json" if cache else None
+        quantize_prepared(
+            pre, dest, samples=samples, quant=quant, input_names=self.input_names, track=lambda it, n, label: it,
+            exclude=tuple(dict.fromkeys(exclude)), int16_tensors=tuple(int16), calibration_cache=calib,
+        )
+        return dest
+
+    def build(self, base, precisions, samples) -> Path:
+        self._n += 1
+        path = self.quantise(base, precisions, samples, self._tmp / f"cand{self._n}.onnx")
+        self._made_from[path] = bool(base["per_channel"])
+        return path
+
+    def _per_channel_of(self, candidate: Path) -> bool:
+        return self._made_from.get(candidate, self.quant.per_channel)
+
+    def _prepared_path_of(self, candidate: Path) -> Path:
+        return self.prepared(self._per_channel_of(candidate))[0]
+
+    def session(self, path: Path, extra_outputs: list[str] = ()):
+        import onnx
+        import onnxruntime as ort
+
+        model = onnx.load(str(path))
+        if extra_outputs:
+            have = {o.name for o in model.graph.output}
+            for t in extra_outputs:
+                if t not in have:
+                    model.graph.output.append(onnx.ValueInfoProto(name=t))
+        so = ort.SessionOptions()
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL if self.level == "all" else ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+        if extra_outputs:
+            so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL  # keep every Q/DQ tensor visible
+        so.intra_op_num_threads = 1
+        so.log_severity_level = 3
+        so.add_session_config_entry("session.qdqisint8allowed", "1" if self.platform == "arm" else "0")
+        return ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
+
+    def run(self, candidate: Path, samples: list) -> list[list[np.ndarray]]:
+        sess = self.session(candidate)
+        names = [o.name for o in sess.get_outputs()]
+        feeds = [{self.input_names[k]: v for k, v in s.items()} for s in samples]
+        return [sess.run(names, f) for f in feeds]
+
+    def size(self, candidate: Path) -> int:
+        return Path(candidate).stat().st_size
+
+    def layer_errors(self, candidate: Path, samples: list) -> dict[str, float] | None:
+        """Each layer's own error, as the SQNR (dB) of the noise it adds: its output's worst-channel
+        noise (against the float model's same tensor) less its inputs' worst, so weight rounding
+        and output rounding both count, and what came before does not."""
+        import onnx
+
+        model = onnx.load(str(candidate))
+        q_of = {n.input[0]: n.output[0] for n in model.graph.node if n.op_type == "QuantizeLinear"}
+        dq_of = {n.input[0]: n.output[0] for n in model.graph.node if n.op_type == "DequantizeLinear"}
+        outputs = {o.name for o in model.graph.output}
+
+        def quantised(t: str) -> str | None:
+            dq = dq_of.get(q_of.get(t, ""))
+            return dq or (t if t in outputs else None)
+
+        pre = onnx.load(str(self.prepared(True if candidate is None else self._per_channel_of(candidate))[0]))
+        inits = {t.name for t in pre.graph.initializer}
+        node_inputs = {(n.name or n.output[0]): [x for x in n.input if x and x not in inits] for n in pre.graph.node}
+        plan = {}
+        for la in self._layers:
+            out_q = quantised(la["tensor"])
+            ins = [(x, quantised(x) or x) for x in node_inputs.get(la["members"][0], [])] if la["members"] else [(la["tensor"], la["tensor"])]
+            pre_q = la["tensor"] if la["tensor"] in q_of else la["tensor"] + "_QuantizeLinear_Input"
+            if out_q and ins:
+                plan[la["name"]] = ((la["tensor"], out_q), ins, pre_q if pre_q in q_of else None)
+        if not plan:
+            return None
+        ref_names = sorted({n for (t, _), ins, _p in plan.values() for n in [t, *(x for x, _ in ins)]})
+        art_names = sorted({n for (_, q), ins, p in plan.values() for n in [q, *(y for _, y in ins), *([p] if p else [])]})
+        fs = self.session(self._prepared_path_of(candidate), ref_names)
+        qs = self.session(candidate, art_names)
+        acc: dict[str, list[float]] = {}
+        for smp in samples:
+            feed = {self.input_names[k]: v for k, v in smp.items()}
+            ref = dict(zip([o.name for o in fs.get_outputs()], fs.run(None, feed)))
+            art = dict(zip([o.name for o in qs.get_outputs()], qs.run(None, feed)))
+            for layer, ((t, tq), ins, pre_q) in plan.items():
+                axis = default_axis(ref[t].shape)
+                # its own output rounding, in the same run (blind to what came before) ...
+                q = art[tq]
+                own = channel_sqnr_db(np.clip(art[pre_q], q.min(), q.max()), q, axis) if pre_q else CAP_DB
+                # ... and, while its inputs are still sound, all it adds (weights too)
+                in_db = min(channel_sqnr_db(ref[x], art[y], default_axis(ref[x].shape)) if ref[x].shape == art[y].shape else CAP_DB for x, y in ins)
+                added = added_noise_db(channel_sqnr_db(ref[t], q, axis), in_db) if in_db >= SOUND_INPUT_DB else CAP_DB
+                acc.setdefault(layer, []).append(min(own, added))
+        return {k: float(min(v)) for k, v in acc.items()}

@@ -1,0 +1,79 @@
+"""The accuracy budget of an int8_auto cell, and how a candidate is judged against it.
+
+The budget is the cell's own tolerances, resolved exactly as the gate resolves them (per output,
+per format: validate/tolerances.py), so a recipe that meets it on the search-check samples is
+judged by the same thresholds on the held-out samples afterwards. The searcher runs in the
+converter worker, which has no profile: the parent resolves the thresholds (cell_budget) and
+sends them with the cell.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..validate.parity import error_stats, judge
+from ..validate.output_kinds import classify
+from ..validate.tolerances import Threshold
+
+
+@dataclass(frozen=True)
+class Budget:
+    outputs: tuple[str, ...]  # the source's output names, in order
+    thresholds: dict[str, dict[str, Threshold]]  # per output: {tolerance key: Threshold}
+    kinds: dict[str, str] = field(default_factory=dict)  # declared output kinds ([outputs.NAME] kind)
+
+    def to_json(self) -> dict[str, Any]:
+        return {o: {k: {"value": t.value, "source": t.source} for k, t in th.items()} for o, th in self.thresholds.items()}
+
+
+def cell_budget(profile, fmt: str, precision: str, output_names: list[str]) -> Budget:
+    """The budget of one cell: what its gate will check, output by output."""
+    return Budget(
+        tuple(output_names),
+        {n: dict(profile.tolerance_sources(precision, format=fmt, output=n)) for n in output_names},
+        dict(profile.output_kinds),
+    )
+
+
+@dataclass(frozen=True)
+class Figures:
+    """How one candidate did on the search-check samples."""
+
+    passed: bool
+    score: float  # the worst check's margin relative to its threshold: >= 0 when every check holds
+    values: dict[str, dict[str, float]]  # {output: {tolerance key: value}}
+    failures: tuple[str, ...]
+    binding: tuple[str, str] | None  # (output, key) of the worst check
+
+    def to_json(self) -> dict[str, Any]:
+        return {"passed": self.passed, "score": round(self.score, 6), "values": self.values, "failures": list(self.failures)}
+
+
+def _relative(margin: float | None, threshold: float) -> float:
+    if margin is None or not np.isfinite(margin):
+        return -1e9
+    return margin / max(abs(threshold), 1e-6)
+
+
+def evaluate(budget: Budget, refs: list[list[np.ndarray]], outs: list[list[np.ndarray]]) -> Figures:
+    """Every check of the budget on these samples (refs/outs: per sample, outputs in order)."""
+    values, failures = {}, []
+    worst, binding = float("inf"), None
+    for i, name in enumerate(budget.outputs):
+        r, o = [x[i] for x in refs], [x[i] for x in outs]
+        s = judge(error_stats(name, r, o, classify(name, r, declared=budget.kinds.get(name))), budget.thresholds.get(name, {}))
+        values[name] = {c.metric: (c.value if c.value is not None else float("nan")) for c in s.checks}
+        if s.nonfinite:
+            failures.append(f"output '{name}': {s.nonfinite_values} non-finite values")
+            worst, binding = -1e9, (name, "nonfinite")
+        for c in s.checks:
+            rel = _relative(c.margin, c.threshold)
+            if rel < worst:
+                worst, binding = rel, (name, c.metric)
+            if not c.passed:
+                failures.append(f"output '{name}': {c.metric} {c.value if c.value is not None else 'undefined'} vs {c.threshold:g}")
+    if worst == float("inf"):
+        worst = 0.0
+    return Figures(not failures, float(worst), values, tuple(failures), binding)

@@ -1,0 +1,168 @@
+"""The search: full int8 first, cheap fixes, then the fewest greedy fallbacks that meet the budget.
+
+A format plug-in drives it with a Backend (its own quantiser; nothing here knows a format):
+
+    layers()                      -> [{"name", "op_type"}] quantisable layers, graph order
+    fallback_options              -> ("int16", "float") or ("float",): next better first
+    base()                        -> the whole-model settings of plain int8 (method, per_channel, ...)
+    fixes(base)                   -> [(label, base')]: cheap whole-model fixes to try, cheapest first
+    build(base, precisions, fit)  -> a candidate, calibrated on `fit`
+    run(candidate, samples)       -> per sample, the outputs in the source's order
+    size(candidate)               -> bytes
+    layer_errors(candidate, samples) -> {layer: dB} of each layer's own quantisation, or None
+
+Samples: the calibration part only. `fit` calibrates every candidate, `check` judges it against
+the budget; the gate's held-out samples are never seen here.
+
+Cost: one build and one check run per candidate. After plain int8 and the fixes, the number of
+fallbacks grows 1, 2, 3, 4, 6, 8, 12, ... and the first passing count is bisected down, so a model
+with N layers costs about 2·log2(N) candidates per fallback option, not N.
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from ..errors import ConversionError
+from .budget import Budget, Figures, evaluate
+from .recipe import Recipe
+
+
+class Backend(Protocol):
+    fallback_options: tuple[str, ...]
+
+    def layers(self) -> list[dict[str, Any]]: ...
+    def base(self) -> dict[str, Any]: ...
+    def fixes(self, base: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]: ...
+    def build(self, base: dict[str, Any], precisions: dict[str, str], samples: list) -> Any: ...
+    def run(self, candidate: Any, samples: list) -> list[list]: ...
+    def size(self, candidate: Any) -> int: ...
+    def layer_errors(self, candidate: Any, samples: list) -> dict[str, float] | None: ...
+
+
+def split_calibration(samples: list) -> tuple[list, list]:
+    """(search-fit, search-check): every third sample checks, the rest calibrate; with fewer than
+    three samples both are all of them (the recipe then says so)."""
+    if len(samples) < 3:
+        return list(samples), list(samples)
+    check = [s for i, s in enumerate(samples) if i % 3 == 2]
+    fit = [s for i, s in enumerate(samples) if i % 3 != 2]
+    return fit, check
+
+
+def schedule(n: int) -> list[int]:
+    out, k = [], 1
+    while k < n:
+        out.append(k)
+        k = k + 1 if k < 4 else int(k * 1.5)
+    return out + [n] if n else out
+
+
+def search(
+    fmt: str,
+    backend: Backend,
+    budget: Budget,
+    calibration: list,
+    reference: Callable[[list], list[list]],
+    step: Callable[[str], None] = lambda _m: None,
+) -> Recipe:
+    """The recipe with the fewest fallbacks that meets `budget` on the search-check samples.
+    `reference(samples)`: the source's outputs. Raises ConversionError when even every layer at
+    the best option misses, with the best figure reached."""
+    started = time.perf_counter()
+    fit, check = split_calibration(calibration)
+    refs = reference(check)
+    layers = [dict(la) for la in backend.layers()]
+    names = [la["name"] for la in layers]
+    steps: list[dict[str, Any]] = []
+    built = [0]
+
+    def trial(base, precisions, label, record=True) -> tuple[Figures, Any]:
+        cand = backend.build(base, precisions, fit)
+        built[0] += 1
+        fig = evaluate(budget, refs, backend.run(cand, check))
+        if record:
+            moved = [n for n in names if precisions.get(n, "int8") != "int8"]
+            steps.append({"fallbacks": len(moved), "label": label, "layers": moved, "size_bytes": backend.size(cand), **fig.to_json()})
+        return fig, cand
+
+    int8 = {n: "int8" for n in names}
+    base = backend.base()
+    step(f"int8_auto: full int8 over {len(fit)} samples, checked on {len(check)}")
+    best, cand = trial(base, int8, "full int8")
+    fixes = []
+    if not best.passed:
+        for label, fixed in backend.fixes(base):
+            fig, c = trial(fixed, int8, label, record=False)
+            helped = fig.score > best.score
+            fixes.append({"fix": label, "score": round(fig.score, 6), "passed": fig.passed, "helped": helped})
+            if helped:
+                base, best, cand = fixed, fig, c
+                steps.append({"fallbacks": 0, "label": f"full int8 + {label}", "layers": [], "size_bytes": backend.size(c), **fig.to_json()})
+            if fig.passed:
+                break
+    chosen = int8
+    if not best.passed:
+        errors = backend.layer_errors(cand, fit[: min(4, len(fit))])
+        how = "per-layer error map"
+        if errors is None:  # skip-one trials: the score each layer's own fallback wins
+            how = "skip-one trials"
+            opt = backend.fallback_options[0]
+            gains = {}
+            for n in names:
+                fig, _ = trial(base, {**int8, n: opt}, f"skip-one {n}", record=False)
+                gains[n] = fig.score - best.score
+            errors = {n: -g for n, g in gains.items()}  # lower = more sensitive, as dB would be
+        for la in layers:
+            if la["name"] in errors:
+                la["sensitivity_db" if how == "per-layer error map" else "skip_one_loss"] = round(float(errors[la["name"]]), 3)
+        order = sorted(names, key=lambda n: errors.get(n, float("inf")))
+        found = None
+        tried: dict[tuple[str, int], Figures] = {}
+        for option in backend.fallback_options:
+            def at(k: int) -> dict[str, str]:
+                return {**int8, **{n: option for n in order[:k]}}
+
+            last_fail = 0
+            for k in schedule(len(order)):
+                fig, _ = trial(base, at(k), f"{k} to {option}")
+                tried[(option, k)] = fig
+                if fig.score > best.score:
+                    best = fig
+                if fig.passed:
+                    lo, hi = last_fail, k  # bisect: lo fails, hi passes
+                    while hi - lo > 1:
+                        mid = (lo + hi) // 2
+                        f2, _ = trial(base, at(mid), f"{mid} to {option}")
+                        lo, hi = (mid, hi) if not f2.passed else (lo, mid)
+                    found = at(hi)
+                    break
+                last_fail = k
+            if found is not None:
+                chosen = found
+                break
+        if found is None:
+            worst = best.failures[0] if best.failures else ""
+            raise ConversionError(
+                f"int8_auto: the budget is not met on the search-check samples even with every layer at "
+                f"{backend.fallback_options[-1]} (best: {worst}); loosen [tolerances.int8_auto] or use fp16/fp32"
+            )
+        sens_how = how
+    else:
+        sens_how = None
+    for la in layers:
+        la["precision"] = chosen[la["name"]]
+    return Recipe(
+        format=fmt,
+        base=base,
+        layers=layers,
+        fixes=fixes,
+        steps=sorted(steps, key=lambda s: (s["fallbacks"], s["label"] != "full int8")),
+        search={
+            "fit_samples": len(fit), "check_samples": len(check), "candidates": built[0],
+            "seconds": round(time.perf_counter() - started, 3), "reused": False, "sensitivity": sens_how,
+            "note": "fit and check are the same samples (fewer than 3 calibration samples)" if len(calibration) < 3 else None,
+        },
+        budget=budget.to_json(),
+    )

@@ -1,0 +1,55 @@
+"""Per-layer sensitivity from one quantised run: the noise each layer's own quantisation adds.
+
+For every quantised activation, its float value (computed from already-quantised inputs) and its
+quantised-dequantised value come from the same run, so the figure is the error that layer alone
+adds, whatever came before. It is measured per channel (one outlier channel that takes the whole
+int8 range leaves the other channels at 0 dB while the tensor's overall SQNR still looks fine; the
+same goes for a concat of boxes in 0..320 and scores in 0..1), and the layer's figure is its worst
+channel among those that carry signal (a channel more than 80 dB below the
+largest is dead, not judged).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+CAP_DB = 120.0
+# Past a layer that has wrecked the signal, its successors' "added noise" means nothing: below this
+# input SQNR only a layer's own output rounding is judged.
+SOUND_INPUT_DB = 20.0
+SIGNAL_SHARE = 1e-4  # channels whose rms is below this share of the largest channel's (dead ones) are not judged
+
+
+def channel_sqnr_db(ref: np.ndarray, quantised: np.ndarray, axis: int) -> float:
+    """The worst per-channel SQNR (dB) of `quantised` against `ref` along `axis`."""
+    ref = np.asarray(ref, np.float64)
+    q = np.asarray(quantised, np.float64).reshape(ref.shape)
+    if ref.ndim == 0 or ref.size == 0:
+        return CAP_DB
+    axis = axis % ref.ndim
+    r = np.moveaxis(ref, axis, 0).reshape(ref.shape[axis], -1)
+    e = np.moveaxis(q - ref, axis, 0).reshape(ref.shape[axis], -1)
+    sig, noise = (r**2).mean(axis=1), (e**2).mean(axis=1)
+    rms = np.sqrt(sig)
+    top = float(rms.max())
+    judged = (rms > 0) & (rms >= SIGNAL_SHARE * top) if top > 0 else np.zeros_like(rms, bool)
+    if not judged.any():
+        return CAP_DB
+    worst = CAP_DB
+    for s, n in zip(sig[judged], noise[judged]):
+        db = CAP_DB if n == 0 else 10 * math.log10(s / n) if s > 0 else -CAP_DB
+        worst = min(worst, db)
+    return float(max(-CAP_DB, min(CAP_DB, worst)))
+
+
+def default_axis(shape: tuple[int, ...], layout: str = "nchw") -> int:
+    """The channel axis of an activation: 1 for 4-D NCHW maps, the last axis otherwise."""
+    return 1 if len(shape) == 4 and layout == "nchw" else -1
+
+
+def added_noise_db(out_db: float, in_db: float) -> float:
+    """The SQNR of the noise a layer adds: its output's noise-to-signal less its input's (both
+    worst-channel SQNRs in dB). Lower = more sensitive; CAP_DB when it adds none."""
+    added = 10 ** (-out_db / 10) - 10 ** (-min(in_db, CAP_DB) / 10)
+    return CAP_DB if added <= 10 ** (-CAP_DB / 10) else float(max(-CAP_DB, min(CAP_DB, -10 * math.log10(added))))

@@ -1,0 +1,145 @@
+"""int8_auto in ONNX Runtime: the search finds the outlier layer, the recipe reproduces the .ort,
+and int8 .ort files really hold int8 weights (the Constant-weights fix)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import run_cli, save_onnx, write_stacked
+from int8_auto_models import outlier_net
+
+PROFILE = """
+name = "auto"
+[formats.ort]
+precisions = ["int8", "int8_auto"]
+[latency]
+runs = 0
+[validation]
+diagnose = "never"
+"""
+
+
+@pytest.fixture(scope="module")
+def outlier_files(tmp_path_factory):
+    import torch
+
+    d = tmp_path_factory.mktemp("outlier")
+    onnx_path = save_onnx(outlier_net(), (torch.randn(1, 3, 16, 16),), d / "outlier.onnx", output_names=("logits",))
+    return {"onnx": onnx_path, "calib": write_stacked(d / "calib", 40, (3, 16, 16)), "dir": d}
+
+
+def _backend(files, tmp_path):
+    from edgepack.formats.ort_mobile.auto import OrtBackend
+    from edgepack.profiles import QuantSettings
+
+    return OrtBackend(Path(files["onnx"]), tmp_path, QuantSettings(), {"image": "image"}, None, "all", "arm")
+
+
+def _samples(n, seed=0):
+    rng = np.random.default_rng(seed)
+    return [{"image": rng.standard_normal((1, 3, 16, 16)).astype(np.float32)} for _ in range(n)]
+
+
+def test_search_finds_the_outlier_conv_and_falls_back_only_it(outlier_files, tmp_path):
+    import onnxruntime as ort
+
+    from edgepack.quantize_search import Budget, search
+    from edgepack.validate.tolerances import Threshold
+
+    fp32 = ort.InferenceSession(str(outlier_files["onnx"]), providers=["CPUExecutionProvider"])
+    budget = Budget(("logits",), {"logits": {"min_cosine": Threshold(0.99, "defaults.int8_auto")}})
+    recipe = search("ort", _backend(outlier_files, tmp_path), budget, _samples(24), lambda ss: [fp32.run(None, s) for s in ss])
+    steps = recipe.steps
+    assert steps[0]["label"] == "full int8" and not steps[0]["passed"]
+    assert steps[0]["values"]["logits"]["min_cosine"] < 0.985  # plain int8 misses the budget
+    assert recipe.fallbacks == ["node_conv2d"]  # conv1 (+ its relu) only
+    assert recipe.precision_of()["node_conv2d"] == "int16"
+    first = next(la for la in recipe.layers if la["name"] == "node_conv2d")
+    assert first["op_type"] == "Conv+Relu" and first["sensitivity_db"] < 3  # the noise it adds is as loud as its crushed channels
+    others = [la["sensitivity_db"] for la in recipe.layers if la["name"] != "node_conv2d" and la.get("sensitivity_db") is not None]
+    assert len(others) == 4 and all(v > 30 for v in others)  # the input, conv2, conv3 and the Linear add little
+    last = steps[-1]
+    assert last["passed"] and last["fallbacks"] == 1 and last["values"]["logits"]["min_cosine"] >= 0.99
+    assert recipe.search["fit_samples"] == 16 and recipe.search["check_samples"] == 8
+    assert recipe.search["candidates"] <= 5  # full int8, the percentile fix, one fallback
+
+
+def test_constant_weights_become_int8(tmp_path):
+    """A model whose weights are Constant nodes (paddle2onnx style) gets int8 weights, not float
+    weights inside Q/DQ pairs (the OCR classifier's int8 .ort was 0.96x fp32)."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    from edgepack.formats.ort_mobile.quantize import int8_weight_share, to_int8_qdq
+    from edgepack.profiles import QuantSettings
+
+    rng = np.random.default_rng(0)
+    w = numpy_helper.from_array(rng.standard_normal((16, 3, 3, 3)).astype(np.float32), "w")
+    b = numpy_helper.from_array(np.zeros(16, np.float32), "b")
+    nodes = [
+        helper.make_node("Constant", [], ["W"], value=w),
+        helper.make_node("Constant", [], ["B"], value=b),
+        helper.make_node("Conv", ["x", "W", "B"], ["y"], pads=[1, 1, 1, 1]),
+    ]
+    g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])], [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 16, 8, 8])])
+    src = tmp_path / "const.onnx"
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 11)]), str(src))
+    assert int8_weight_share(src)["int8_weight_share"] == 0.0
+    dest = tmp_path / "const.int8.onnx"
+    steps = to_int8_qdq(src, dest, samples=[{"x": rng.standard_normal((1, 3, 8, 8)).astype(np.float32)} for _ in range(4)],
+                        quant=QuantSettings(), input_names={"x": "x"}, track=lambda it, n, label: it)
+    assert "Constant weights -> initializers" in steps and "opset 11 -> 13" in steps
+    share = int8_weight_share(dest)
+    assert share["int8_weight_elements"] == 16 * 27 and share["int8_weight_share"] == 1.0
+
+
+@pytest.mark.slow
+def test_build_int8_auto_and_reuse_its_recipe_byte_for_byte(outlier_files, tmp_path):
+    import hashlib
+
+    profile = tmp_path / "auto.toml"
+    profile.write_text(PROFILE, encoding="utf-8")
+    out = tmp_path / "out"
+    code, stdout, stderr = run_cli("build", str(outlier_files["onnx"]), "-c", str(outlier_files["calib"]), "-t", str(profile), "-o", str(out), "--no-cache", "-q")
+    assert code == 1, stderr  # plain int8 fails its gate; int8_auto passes
+    rep = json.loads((out / "report.json").read_text())
+    cells = {a["precision"]: a for a in rep["artifacts"]}
+    assert cells["int8"]["parity"]["passed"] is False
+    auto = cells["int8_auto"]
+    assert auto["parity"]["passed"] is True, auto["parity"]["failures"]
+    recipe = auto["details"]["recipe"]
+    assert recipe["fallbacks"] == ["node_conv2d"] and recipe["counts"]["int8"] == 4  # one fallback (int16 or float)
+    assert cells["int8"]["details"]["int8_weight_share"] > 0.95
+    share = auto["details"]["int8_weight_share"]  # conv1 and its consumer conv2 stay float when the fallback is float
+    assert (share > 0.95) if recipe["counts"]["int16"] else (0.3 < share < 0.6)
+    rfile = out / "auto" / "outlier.int8_auto.recipe.json"
+    assert rfile.is_file() and str(rfile.relative_to(out)) in auto["extra_files"]
+    sha = auto["sha256"]
+    # the recipe again, with no search: the same .ort, byte for byte
+    out2 = tmp_path / "out2"
+    code, _, stderr = run_cli("build", str(outlier_files["onnx"]), "-c", str(outlier_files["calib"]), "-t", str(profile), "-o", str(out2),
+                              "--no-cache", "-q", "-p", "int8_auto", "--recipe", str(rfile))
+    assert code == 0, stderr
+    again = json.loads((out2 / "report.json").read_text())["artifacts"][0]
+    assert again["details"]["recipe"]["search"]["reused"] is True and again["sha256"] == sha
+    assert hashlib.sha256((out2 / again["file"]).read_bytes()).hexdigest() == sha
+
+
+def test_recipe_errors_are_one_line_config_errors(outlier_files, tmp_path):
+    profile = tmp_path / "auto.toml"
+    profile.write_text(PROFILE, encoding="utf-8")
+    bad = tmp_path / "bad.recipe.json"
+    bad.write_text("{}", encoding="utf-8")
+    args = ("build", str(outlier_files["onnx"]), "-c", str(outlier_files["calib"]), "-t", str(profile), "-o", str(tmp_path / "o"), "--no-cache", "-q")
+    code, _, err = run_cli(*args, "--recipe", str(bad))
+    assert code == 2 and err.strip().splitlines()[-1] == f'edgepack: error: {bad}: not an edgepack recipe (no "edgepack_recipe": 1); give the .recipe.json an int8_auto build wrote'
+    other = tmp_path / "tfl.recipe.json"
+    other.write_text(json.dumps({"edgepack_recipe": 1, "format": "tflite", "base": {}, "layers": []}), encoding="utf-8")
+    code, _, err = run_cli(*args, "--recipe", str(other))
+    assert code == 2 and "is for format 'tflite', which no --target builds in int8_auto" in err
+    missing = tmp_path / "nope.recipe.json"
+    code, _, err = run_cli(*args, "--recipe", str(missing))
+    assert code == 2 and f"{missing}: recipe file not found" in err
