@@ -83,5 +83,5 @@ def test_every_format_and_precision_rebuilds_byte_identical(tiny_cnn_files, tmp_
     assert first == second
     report = json.loads((tmp_path / "b2" / "report.json").read_text())
     rec = report["reproducibility"]
-    assert rec["converter_address_layout"] == "fixed (setarch -R)" and rec["seeds"]["PYTHONHASHSEED"] == "0"
+    assert rec["ort_saver_address_layout"] == "fixed (setarch -R)" and rec["seeds"]["PYTHONHASHSEED"] == "0"
     assert rec["model_sha256"] == hashlib.sha256(Path(tiny_cnn_files["pt2"]).read_bytes()).hexdigest()

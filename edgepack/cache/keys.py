@@ -128,5 +128,5 @@ def rebuild_record(model: str, calibration: str | Path, profiles, base: dict[str
         "edgepack_code_sha256": code_digest(),
         "tool_versions": tool_versions(),
         "seeds": {"calibration_split": 0, "PYTHONHASHSEED": env.get("PYTHONHASHSEED")},
-        "converter_address_layout": "fixed (setarch -R)" if env else "randomised (EDGEPACK_REPRODUCIBLE=0)",
+        "ort_saver_address_layout": "fixed (setarch -R)" if env else "randomised (EDGEPACK_REPRODUCIBLE=0)",  # the .ort save process (formats/ort_mobile/convert.py)
     }
