@@ -48,6 +48,7 @@ def build(
     diagnose: bool = False,
     cache: str | Path | None = None,
     use_cache: bool = True,
+    recipes: Sequence[str | Path] | None = None,
 ) -> BuildReport:
     """Convert, quantise, check parity and time `model` for each target; write `out` whole.
 
@@ -76,6 +77,8 @@ def build(
     cache: the cell cache, a folder or an fsspec URL ("s3://bucket/prefix"; like `--cache`);
         default $EDGEPACK_CACHE, else ~/.cache/edgepack/cells. use_cache=False: no cache (`--no-cache`).
         A cached cell is restored with its validation results; `.artifacts[i].cache` says so.
+    recipes: int8_auto recipe files (like `--recipe`): their format's int8_auto cells apply them
+        with no search, which makes a release build reproducible and fast.
 
     Returns a BuildReport: `.passed`, `.exit_code`, `.artifacts` (ArtifactResult: `.target`,
     `.format`, `.precision`, `.path`, `.size_bytes`, `.parity`, `.latency`, `.notes`),
@@ -104,6 +107,7 @@ def build(
         diagnose=diagnose,
         cache=cache,
         use_cache=use_cache,
+        recipes=recipes,
     )
 
 

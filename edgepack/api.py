@@ -120,7 +120,9 @@ def build(
         StagedOutput(Path(android_assets), option="--android-assets", force=force).check()
     overrides = {**profile_input_shapes(profiles), **_shape_overrides(input_shapes)}
     location = resolve_location(cache, use_cache)
-    cache_options = {"latency": bool(latency), "diagnose": bool(diagnose)}
+    from .arm64.emulate import run_state
+
+    cache_options = {"latency": bool(latency), "diagnose": bool(diagnose), "arm64": run_state()}
     cells_cache = CellCache.open(location, model=str(model), calibration=calibration, overrides=overrides, options=cache_options)
     if cells_cache is not None and android_assets is None:  # golden vectors need the model: no shortcut then
         cached = _build_from_cache(cells_cache, calibration, profiles, Path(out), force, allow_pickle, progress, started, started_at, build_notes)

@@ -40,7 +40,7 @@ def test_signatures_and_docstrings():
     assert build == [
         "model", "calibration", "targets", "out", "formats", "precisions", "latency", "progress",
         "allow_pickle", "android_assets", "android_target", "force", "fail_fast", "input_shapes",
-        "diagnose", "cache", "use_cache",
+        "diagnose", "cache", "use_cache", "recipes",
     ]
     assert build == list(inspect.signature(edgepack.api.build).parameters)  # the wrapper is the real thing
     check = list(inspect.signature(edgepack.check).parameters)

@@ -113,3 +113,15 @@ def test_shared_s3_cache_serves_a_second_build(tiny_cnn_files, tmp_path, monkeyp
         rep = _report(tmp_path / "ci2")
         assert rep["cache"]["hits"] == 2 and rep["cache"]["location"] == "s3://edgepack-cache/team"
         assert _shas(tmp_path / "ci2") == _shas(tmp_path / "ci1")
+
+
+def test_a_cell_validated_without_its_arm64_run_is_not_reused_with_it(tiny_cnn_files, tmp_path, monkeypatch):
+    profile = write_profile(tmp_path / "p.toml", PROFILE.replace('["fp32", "int8"]', '["fp32"]'))
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("EDGEPACK_ARM64", "off")
+    assert _build(tiny_cnn_files, profile, tmp_path / "a", cache)[0] == 0
+    assert _build(tiny_cnn_files, profile, tmp_path / "b", cache)[0] == 0
+    assert _report(tmp_path / "b")["cache"]["hits"] == 1  # same switch: reused
+    monkeypatch.setenv("EDGEPACK_ARM64", "on")  # arm64 runs on (or, where not set up, the reason why not)
+    assert _build(tiny_cnn_files, profile, tmp_path / "c", cache)[0] == 0
+    assert _report(tmp_path / "c")["cache"]["hits"] == 0

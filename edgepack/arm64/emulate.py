@@ -41,6 +41,14 @@ def availability() -> str | None:
     return None
 
 
+def run_state() -> str:
+    """Whether this build's arm64 runs happen: "off", "on", or why not (a cell cache key part:
+    a cell validated without its arm64 run must not stand in for one with it)."""
+    if switched_off():
+        return "off"
+    return availability() or "on"
+
+
 def applies(profile, runtime: str) -> bool:
     em = getattr(profile, "emulation", None)
     return bool(em and em.arm64 and runtime in GUEST_RUNTIMES)
