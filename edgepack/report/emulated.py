@@ -34,15 +34,22 @@ def _cos(v: float | None) -> str:
     return "–" if v is None else "non-finite" if not math.isfinite(v) else f"{v:.6f}"
 
 
+def _vs_host_parts(em: dict[str, Any]) -> tuple[str | None, list[dict[str, Any]]]:
+    """("bit-identical" | "–" | None, the outputs that differ); None means: describe the differences."""
+    v = em.get("vs_host")
+    if not v:
+        return "–", []
+    if v.get("bit_identical"):
+        return "bit-identical", []
+    return None, v.get("outputs") or []
+
+
 def vs_host_text(em: dict[str, Any]) -> str:
     """"bit-identical", or how many values differ and by how many LSBs (integer outputs) or how
     much (float outputs), summed over the outputs."""
-    v = em.get("vs_host")
-    if not v:
-        return "–"
-    if v.get("bit_identical"):
-        return "bit-identical"
-    outs = v.get("outputs") or []
+    word, outs = _vs_host_parts(em)
+    if word is not None:
+        return word
     differing, values = sum(o.get("differing", 0) for o in outs), sum(o.get("values", 0) for o in outs)
     text = f"{differing} of {values} values differ"
     lsb = [o["max_lsb"] for o in outs if o.get("differing") and "max_lsb" in o]
@@ -103,12 +110,9 @@ TERMINAL_COLUMNS = ("arm64 run", "CPU", "Parity", "Cosine", "vs host", "Instr", 
 
 def _short_vs(em: dict[str, Any]) -> str:
     """vs_host_text for the terminal: "bit-identical", "76/100 differ ≤14 LSB", "3/48 differ ≤2 ULP"."""
-    v = em.get("vs_host")
-    if not v:
-        return "–"
-    if v.get("bit_identical"):
-        return "bit-identical"
-    outs = v.get("outputs") or []
+    word, outs = _vs_host_parts(em)
+    if word is not None:
+        return word
     text = f"{sum(o.get('differing', 0) for o in outs)}/{sum(o.get('values', 0) for o in outs)} differ"
     lsb = [o["max_lsb"] for o in outs if o.get("differing") and "max_lsb" in o]
     ulp = [o["max_ulp"] for o in outs if o.get("differing") and "max_ulp" in o]
