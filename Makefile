@@ -52,15 +52,22 @@ demo: install
 		--target android-arm64 --target linux-arm64 --target iphone \
 		--out build/digits
 
-# -rfEs lists failures, errors and every skipped test with its reason (e.g. the JVM tests without a JDK)
+# -rfEs lists failures, errors and every skipped test with its reason (e.g. the JVM tests without a JDK).
+# Tests run on TEST_WORKERS processes (pytest-xdist; each test builds in its own temp folders);
+# TEST_WORKERS=0 runs them in this process. The Core ML emulator's folder runs first in one process:
+# its last file (test_zz_coverage.py) checks which kernels the folder's other tests exercised.
+TEST_WORKERS ?= $(shell python3 -c "import os; print(min(4, os.cpu_count() or 1))")
+XDIST := $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS))
+
 test: install system-deps setup-arm64
-	$(BIN)/python -m pytest -rfEs
+	$(BIN)/python -m pytest -rfEs tests/coreml_emulator
+	$(BIN)/python -m pytest -rfEs $(XDIST) --ignore=tests/coreml_emulator
 
 test-slow: install
-	$(BIN)/python -m pytest -rfEs -m slow
+	$(BIN)/python -m pytest -rfEs -m slow $(XDIST)
 
 test-all: install system-deps
-	$(BIN)/python -m pytest -rfEs -m "slow or not slow"
+	$(BIN)/python -m pytest -rfEs -m "slow or not slow" $(XDIST)
 
 # every extra alone in a fresh venv (tests/test_extras.py; `make test-slow` runs only [onnx])
 test-extras: install

@@ -166,7 +166,7 @@ def test_tables_fit_100_columns(tiny_cnn_files, tmp_path):
     rows = [ln.split() for ln in lines[2:4]]
     assert [r[:3] for r in rows] == [["a-target-nam…", "ort", "fp32"], ["a-target-nam…", "ort", "int8"]]
     assert all(r[-1] == "PASS" for r in rows)
-    assert max(map(len, lines)) <= 100, stdout
+    assert max(len(ln) for ln in lines if str(tmp_path) not in ln) <= 100, stdout  # the --out path can be any length
     # progress lines carry paths, which can be any length; every other line fits too
     assert all(len(ln) <= 100 for ln in err.splitlines() if str(tmp_path) not in ln), err
     # the count is said once: "(N)" is added by the progress printer, not in the label too
