@@ -9,6 +9,15 @@ def _files(path: Path) -> list[Path]:
     return [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
 
 
+def file_sha256(path: Path) -> str:
+    """sha256 of one file's bytes, read in 1 MiB chunks (edgepack's one copy of this)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
 def artifact_size(path: Path) -> int:
     return sum(p.stat().st_size for p in _files(path))
 

@@ -22,6 +22,7 @@ import os
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
+from .files import file_sha256  # noqa: F401 - outdir imports it from here
 
 MARKER = ".edgepack-output.json"
 _KEYED, _PLAIN = "hmac-sha256", "sha256"
@@ -69,14 +70,6 @@ def user_key(create: bool = True) -> bytes | None:
     except OSError:
         return None
     return _read_key(path)
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def scan(folder: Path, skip: frozenset[str] = frozenset()) -> tuple[dict[str, str], list[str]]:

@@ -12,15 +12,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-CHUNK = 1 << 20
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(CHUNK):
-            h.update(chunk)
-    return h.hexdigest()
+from ..files import file_sha256
 
 
 def tree_digest(path: Path) -> str:

@@ -26,7 +26,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from .digest import file_sha256, settings_digest, tree_digest
+from ..files import file_sha256
+from .digest import settings_digest, tree_digest
 
 # Every distribution whose version can change what a cell builds or measures.
 TOOLS = (

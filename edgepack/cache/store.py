@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError, require
-from .digest import file_sha256
+from ..files import file_sha256
 
 LAYOUT = "v1"
 ENTRY = "entry.json"

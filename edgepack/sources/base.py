@@ -1,7 +1,6 @@
 """The source interface: a trained model that edgepack reads, describes and runs as the reference."""
 from __future__ import annotations
 
-import hashlib
 from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any, ClassVar
@@ -10,14 +9,7 @@ import numpy as np
 
 from ..errors import ConversionError, InputError
 from ..types import Sample, TensorSpec
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+from ..files import file_sha256  # noqa: F401 - the source plug-ins import it from here
 
 
 class Source(ABC):
