@@ -11,6 +11,7 @@ from ..types import ArtifactResult, BuildReport
 from .json_report import latency_estimate_json
 from .matrix import column_label, parity_matrix, several_targets
 from .emulated import EMULATED_COLUMNS, emulated_row
+from .int8_auto import html_section_all as int8_auto_section
 from .outputs import Cell, diagnosis_text, label, metric_columns, number, output_rows, worst_sqnr
 from .summary import COLUMNS, failed_row, failures, notes, row
 from .svg import Bar, Point, heatmap, latency_chart, layer_curve, size_sqnr_chart
@@ -215,6 +216,7 @@ def report_html(report: BuildReport, report_json: dict) -> str:
 {emulated_section(report)}
 {charts_section(report)}
 {diagnosis_section(report)}
+{int8_auto_section(report.artifacts)}
 {timings_section(report)}
 <h2>Artifacts</h2>
 {''.join(sections)}

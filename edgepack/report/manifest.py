@@ -5,10 +5,12 @@ from typing import Any
 
 from ..calibration import CalibrationSet
 from ..types import BuildReport
+from .int8_auto import manifest_entry
 
 
 # The app-facing files (manifest.json, golden.json) version on their own: apps check the major number,
-# and additive keys (1.1: golden artifacts' "computed_on") keep it. report.json's schema is separate.
+# and additive keys (1.1: golden artifacts' "computed_on", an int8_auto artifact's "int8_auto") keep it.
+# report.json's schema is separate.
 MANIFEST_SCHEMA_VERSION = "1.1"
 
 
@@ -35,6 +37,7 @@ def manifest_json(report: BuildReport, calib: CalibrationSet) -> dict[str, Any]:
                 "outputs": [b.to_json() for b in r.outputs],
                 "parity_passed": r.parity.passed,
                 "accuracy": r.parity.accuracy,
+                **({"int8_auto": auto} if (auto := manifest_entry(r)) else {}),  # 1.1, additive: the recipe's layers
             }
             for r in report.artifacts
         ],

@@ -5,6 +5,7 @@ from __future__ import annotations
 from ..types import BuildReport
 from .matrix import column_label, parity_matrix, several_targets
 from .emulated import EMULATED_COLUMNS, emulated_row
+from .int8_auto import markdown_section as int8_auto_section
 from .outputs import diagnosis_text, label, metric_columns, number, output_rows
 from .summary import COLUMNS, failed_row, failures, notes, row
 
@@ -95,6 +96,7 @@ def report_markdown(report: BuildReport, matrix: dict | None = None) -> str:
     lines += outputs_table(report)
     lines += matrix_table(matrix if matrix is not None else parity_matrix(report))
     lines += emulated_table(report)
+    lines += int8_auto_section(report.artifacts)
     for r in report.artifacts:
         f, n, d = failures(r), notes(r), r.parity.diagnosis
         if f or n or d:

@@ -156,13 +156,17 @@ def arm64_lines(results: list[ArtifactResult], width: int = TERMINAL_WIDTH) -> l
 
 
 def terminal_lines(results: list[ArtifactResult], failed_cells=(), width: int = TERMINAL_WIDTH) -> list[str]:
-    """The terminal summary: one row per cell (each artifact's worst output), the arm64 run of
-    each emulated artifact, then a line per failing output. Every line fits `width` columns."""
+    """The terminal summary: one row per cell (each artifact's worst output), a line per int8_auto
+    cell (its fallbacks and search cost), the arm64 run of each emulated artifact, then a line per
+    failing output. Every line fits `width` columns."""
     rows = [terminal_row(r) for r in results] + [failed_row(f, TERMINAL_COLUMNS) for f in failed_cells]
     lines = table_lines(TERMINAL_COLUMNS, rows, width)
+    from .int8_auto import terminal_lines as int8_auto_lines  # it imports this module
+
+    auto = int8_auto_lines(results, width)
     arm = arm64_lines(results, width)
     fails = [ln for r in results for ln in failing_output_lines(r, width)]
-    return lines + ([""] + arm if arm else []) + ([""] + fails if fails else [])
+    return lines + ([""] + auto if auto else []) + ([""] + arm if arm else []) + ([""] + fails if fails else [])
 
 
 def failed_row(f, columns: tuple[str, ...] = COLUMNS) -> tuple[str, ...]:

@@ -311,3 +311,81 @@ def heatmap(row_labels: list[str], col_labels: list[str], values: list[list[dict
             if line2:
                 body.append(f"<text x='{x + cw / 2 - 1:.1f}' y='{y + 26}' text-anchor='middle' font-size='10'>{_a(line2)}</text>")
     return _svg(width, height, "parity matrix: SQNR of every output in every cell", body, "chart heatmap")
+
+
+@dataclass(frozen=True)
+class StepPoint:
+    """One candidate of an int8_auto search (edgepack/report/int8_auto.py)."""
+
+    fallbacks: int  # how many layers left int8
+    value: float | None  # the binding check's value; None when undefined (non-finite outputs)
+    label: str  # "full int8", "2 to int16", ...
+    passed: bool  # met the whole budget
+    group: str  # what its layers went to: "int8" (none), "int16", "float"
+    chosen: bool = False  # the recipe's step
+
+
+def steps_chart(points: list[StepPoint], threshold: float, metric: str, higher_is_better: bool, width: int = 560, height: int = 280) -> str:
+    """The binding check's value against the number of fallbacks: one circle per step (class
+    'step pass' or 'step fail': filled when it met the budget, hollow when not), a line per group
+    starting at the last 0-fallback step, the threshold as a dashed line (class 'threshold'), the
+    recipe's step ringed (class 'chosen'). An undefined value sits on the x axis."""
+    if not points:
+        return ""
+    left, right, top, bottom = 64, 120, 24, 40
+    pw, ph = width - left - right, height - top - bottom
+    x_hi = max(max(p.fallbacks for p in points), 1)
+    known = [p.value for p in points if p.value is not None]
+    yt = nice_ticks(min([threshold, *known]), max([threshold, *known]))
+    if len(yt) < 2:
+        yt = [yt[0], yt[0] + 1]
+
+    def x(k: float) -> float:
+        return left + k / x_hi * pw
+
+    def y(v: float) -> float:
+        return top + ph - (v - yt[0]) / (yt[-1] - yt[0]) * ph
+
+    body = [f"<rect x='{left}' y='{top}' width='{pw}' height='{ph}' fill='none' stroke='#ccc'/>"]
+    for t in yt:
+        yy = _n(y(t))
+        body.append(f"<line class='grid' x1='{left}' y1='{yy}' x2='{left + pw}' y2='{yy}' stroke='#eee'/>")
+        body.append(f"<text x='{left - 6}' y='{yy}' text-anchor='end' dominant-baseline='middle'>{t:g}</text>")
+    for t in nice_ticks(0, x_hi, min(x_hi, 8)):
+        if 0 <= t <= x_hi and t == int(t):
+            body.append(f"<text x='{_n(x(t))}' y='{top + ph + 14}' text-anchor='middle'>{int(t)}</text>")
+    body.append(f"<text x='{left + pw / 2:.1f}' y='{height - 6}' text-anchor='middle'>layers fallen back</text>")
+    body.append(f"<text x='14' y='{top + ph / 2:.1f}' text-anchor='middle' transform='rotate(-90 14 {top + ph / 2:.1f})'>{_a(clip(metric, 40))}</text>")
+    ty = _n(y(threshold))
+    side = "≥" if higher_is_better else "≤"
+    body.append(f"<line class='threshold' x1='{left}' y1='{ty}' x2='{left + pw}' y2='{ty}' stroke='{FAIL}' stroke-dasharray='6 3'/>")
+    body.append(f"<text class='threshold-label' x='{left + pw - 4}' y='{_n(y(threshold) - 4)}' text-anchor='end' fill='{FAIL}'>budget {side} {threshold:g}</text>")
+    palette = colours([p.group for p in points])
+    start = next((p for p in reversed(points) if p.fallbacks == 0 and p.value is not None), None)
+    for g, c in palette.items():
+        run = sorted((p for p in points if p.group == g and p.value is not None and p.fallbacks > 0), key=lambda p: p.fallbacks)
+        if start is not None:
+            run = [start, *run]
+        if len(run) > 1:
+            coords = " ".join(f"{_n(x(p.fallbacks))},{_n(y(p.value))}" for p in run)
+            body.append(f"<polyline class='series' points='{coords}' fill='none' stroke='{c}' stroke-width='1.5'/>")
+    for p in points:
+        v = yt[0] if p.value is None else p.value
+        cx, cy = _n(x(p.fallbacks)), _n(y(v))
+        c = palette[p.group]
+        fill = c if p.passed else "#fff"
+        value = "undefined (non-finite outputs)" if p.value is None else f"{p.value:.6g}"
+        tip = f"{p.label}: {metric} {value}, " + ("meets the budget" if p.passed else "misses the budget") + (" (the recipe)" if p.chosen else "")
+        body.append(
+            f"<circle class='step {'pass' if p.passed else 'fail'}' cx='{cx}' cy='{cy}' r='4.5' fill='{fill}' stroke='{c}' stroke-width='2'>"
+            f"<title>{_a(tip)}</title></circle>"
+        )
+        if p.chosen:
+            body.append(f"<circle class='chosen' cx='{cx}' cy='{cy}' r='9' fill='none' stroke='#222' stroke-width='1.5'/>")
+    for i, (g, c) in enumerate(palette.items()):
+        ly = top + 8 + i * 16
+        body.append(f"<circle class='legend' cx='{left + pw + 14}' cy='{ly}' r='4.5' fill='{c}'/>")
+        body.append(f"<text x='{left + pw + 24}' y='{ly}' dominant-baseline='middle'>{_a('to ' + g if g != 'int8' else 'full int8')}</text>")
+    ly = top + 8 + len(palette) * 16
+    body.append(f"<text x='{left + pw + 8}' y='{ly + 4}' font-size='10'>hollow: misses</text>")
+    return _svg(width, height, f"int8_auto search: {metric} against the number of fallbacks", body, "chart steps")
