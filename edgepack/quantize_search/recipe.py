@@ -4,7 +4,7 @@
      "base": {format-specific settings of the whole model: method, per_channel, ...},
      "layers": [{"name", "op_type", "precision": "int8" | "int16" | "float", "sensitivity_db"}],
      "fallbacks": [names of the layers not in int8, most sensitive first],
-     "fixes": [{"fix", "score", "passed", "helped"}],
+     "fixes": [{"fix", "on_top_of", "score", "passed", "helped"}],
      "steps": [{"fallbacks", "layers", "passed", "score", "values", "size_bytes"}],
      "search": {"fit_samples", "check_samples", "candidates", "seconds", "reused"},
      "budget": {output: {key: {"value", "source"}}}}

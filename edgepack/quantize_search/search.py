@@ -5,7 +5,8 @@ A format plug-in drives it with a Backend (its own quantiser; nothing here knows
     layers()                      -> [{"name", "op_type"}] quantisable layers, graph order
     fallback_options              -> ("int16", "float") or ("float",): next better first
     base()                        -> the whole-model settings of plain int8 (method, per_channel, ...)
-    fixes(base)                   -> [(label, base')]: cheap whole-model fixes to try, cheapest first
+    fixes(base)                   -> [(label, base')]: cheap whole-model fixes to try, cheapest first;
+                                     they compound (each on top of the ones that helped before it)
     build(base, precisions, fit)  -> a candidate, calibrated on `fit`
     run(candidate, samples)       -> per sample, the outputs in the source's order
     size(candidate)               -> bytes
@@ -93,13 +94,19 @@ def search(
     best, cand = trial(base, int8, "full int8")
     fixes = []
     if not best.passed:
-        for label, fixed in backend.fixes(base):
-            fig, c = trial(fixed, int8, label, record=False)
+        # The fixes compound: each is tried on top of the ones that helped before it (its change
+        # against the plain base, applied to the current base), and kept only if it raises the score.
+        plain, kept = dict(base), []
+        for label, fixed in backend.fixes(plain):
+            change = {k: v for k, v in fixed.items() if plain.get(k) != v}
+            trying = {**base, **change}
+            fig, c = trial(trying, int8, label, record=False)
             helped = fig.score > best.score
-            fixes.append({"fix": label, "score": round(fig.score, 6), "passed": fig.passed, "helped": helped})
+            fixes.append({"fix": label, "on_top_of": list(kept), "score": round(fig.score, 6), "passed": fig.passed, "helped": helped})
             if helped:
-                base, best, cand = fixed, fig, c
-                steps.append({"fallbacks": 0, "label": f"full int8 + {label}", "layers": [], "size_bytes": backend.size(c), **fig.to_json()})
+                base, best, cand = trying, fig, c
+                kept.append(label)
+                steps.append({"fallbacks": 0, "label": "full int8 + " + " + ".join(kept), "layers": [], "size_bytes": backend.size(c), **fig.to_json()})
             if fig.passed:
                 break
     chosen = int8

@@ -3,9 +3,13 @@
 A layer is a quantised node, named by its ONNX node name, whose output is an activation. Its
 options, next better first: int16 activations (its output tensor as com.microsoft QDQ int16, the
 weights stay int8), then float (the node is not quantised, nor its output: its consumers keep it
-float too). Cheap fixes: per-channel weights (when the profile has them off) and a percentile
-range instead of min/max. Every candidate is calibrated from one calibration cache per method and
-run in ONNX Runtime with the session options of the .ort it would become.
+float too; their weights stay int8 all the same, weight-only: an int8 initializer and a
+DequantizeLinear feeding the float op, which the .ort keeps, so a float layer does not bring its
+fp32 weights back). Cheap fixes: per-channel weights (when the profile has them off), a percentile
+range instead of min/max, and a range margin (every calibrated range widened by 10% of its width
+on both sides: held-out samples past the calibration's extremes then do not clip). Every
+candidate is calibrated from one calibration cache per method and run in ONNX Runtime with the
+session options of the .ort it would become.
 """
 from __future__ import annotations
 
@@ -83,7 +87,7 @@ class OrtBackend:
 
     def base(self) -> dict[str, Any]:
         q = self.quant
-        return {"method": q.method, "per_channel": q.per_channel, "percentile": q.percentile}
+        return {"method": q.method, "per_channel": q.per_channel, "percentile": q.percentile, "range_margin": 0.0}
 
     def fixes(self, base: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
         out = []
@@ -91,6 +95,7 @@ class OrtBackend:
             out.append(("per-channel weights", {**base, "per_channel": True}))
         if base["method"] == "minmax":
             out.append(("percentile range (99.99)", {**base, "method": "percentile", "percentile": 99.99}))
+        out.append(("range margin 0.1", {**base, "range_margin": 0.1}))
         return out
 
     # -- candidates ------------------------------------------------------------------------
@@ -98,7 +103,7 @@ class OrtBackend:
         self.layers()
         pre, _ = self.prepared(bool(base["per_channel"]))
         by_name = {la["name"]: la for la in self._layers}
-        exclude, int16 = [], []
+        exclude, int16, floats = [], [], []
         for name, p in precisions.items():
             la = by_name.get(name)
             if la is None or p == "int8":
@@ -107,12 +112,16 @@ class OrtBackend:
                 int16.append(la["tensor"])
             else:  # float: the layer and the consumers of its output stay float
                 exclude += [*la["members"], *self._consumers.get(la["tensor"], [])]
+                floats += la["members"]
         quant = dataclasses.replace(self.quant, method=base["method"], per_channel=bool(base["per_channel"]), percentile=float(base["percentile"]))
         calib = self._tmp / f"ranges.{base['method']}.{base['percentile']}.{base['per_channel']}.{len(samples)}.json" if cache else None
         quantize_prepared(
             pre, dest, samples=samples, quant=quant, input_names=self.input_names, track=lambda it, n, label: it,
             exclude=tuple(dict.fromkeys(exclude)), int16_tensors=tuple(int16), calibration_cache=calib,
+            range_margin=float(base.get("range_margin", 0.0)),
         )
+        if exclude:
+            weight_only_int8(dest, set(exclude), per_channel=bool(base["per_channel"]))
         return dest
 
     def build(self, base, precisions, samples) -> Path:
@@ -201,3 +210,68 @@ class OrtBackend:
                 added = added_noise_db(channel_sqnr_db(ref[t], q, axis), in_db) if in_db >= SOUND_INPUT_DB else CAP_DB
                 acc.setdefault(layer, []).append(min(own, added))
         return {k: float(min(v)) for k, v in acc.items()}
+
+
+# op type -> (weight input, output-channel axis of that weight; None: per-tensor)
+_WEIGHT_AXIS = {"Conv": 0, "ConvTranspose": 1, "MatMul": 1, "Gemm": None}
+
+
+def weight_only_int8(path: Path, nodes: set[str], per_channel: bool) -> int:
+    """Rewrite `path` so that the float weights of `nodes` (the ones the quantiser excluded) are
+    int8 with a DequantizeLinear before the float op: symmetric, per output channel when
+    `per_channel` and the opset allows (13+), else per tensor. A weight shared with a node
+    outside `nodes` is left alone. Returns how many weights were rewritten."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    from .quantize import PER_CHANNEL_MIN_OPSET, default_opset
+
+    model = onnx.load(str(path))
+    g = model.graph
+    inits = {t.name: t for t in g.initializer}
+    users: dict[str, set[str]] = {}
+    for i, n in enumerate(g.node):
+        for t in n.input:
+            users.setdefault(t, set()).add(n.name or f"node{i}")
+    channel_ok = per_channel and default_opset(model) >= PER_CHANNEL_MIN_OPSET
+    added, done = [], {}
+    for i, n in enumerate(g.node):
+        name = n.name or f"node{i}"
+        if name not in nodes or n.op_type not in _WEIGHT_AXIS or len(n.input) < 2:
+            continue
+        w_name = n.input[1]
+        t = inits.get(w_name)
+        if w_name not in done and (t is None or t.data_type != TensorProto.FLOAT or len(t.dims) < 2 or not users[w_name] <= nodes):
+            continue
+        if w_name not in done:
+            w = numpy_helper.to_array(t).astype(np.float64)
+            axis = _WEIGHT_AXIS[n.op_type]
+            if n.op_type == "Gemm":
+                axis = 0 if any(a.name == "transB" and a.i for a in n.attribute) else 1
+            if n.op_type == "MatMul" and w.ndim != 2:
+                axis = None
+            if not channel_ok:
+                axis = None
+            amax = np.abs(w).max() if axis is None else np.abs(np.moveaxis(w, axis, 0)).reshape(w.shape[axis], -1).max(axis=1)
+            scale = np.where(amax > 0, amax / 127.0, 1.0).astype(np.float32)
+            shape = [1] * w.ndim
+            if axis is not None:
+                shape[axis] = -1
+            q = np.clip(np.round(w / scale.reshape(shape)), -127, 127).astype(np.int8)
+            base = f"{w_name}_weight_only"
+            g.initializer.extend([
+                numpy_helper.from_array(q, base + "_quantized"),
+                numpy_helper.from_array(scale if axis is not None else np.float32(scale), base + "_scale"),
+                numpy_helper.from_array(np.zeros(scale.shape, np.int8) if axis is not None else np.int8(0), base + "_zero_point"),
+            ])
+            attrs = {"axis": axis} if axis is not None else {}
+            added.append(helper.make_node("DequantizeLinear", [base + "_quantized", base + "_scale", base + "_zero_point"], [base], name=base + "_DequantizeLinear", **attrs))
+            g.initializer.remove(t)
+            done[w_name] = base
+        n.input[1] = done[w_name]
+    if added:
+        nodes_now = [*added, *g.node]
+        del g.node[:]
+        g.node.extend(nodes_now)
+        onnx.save(model, str(path))
+    return len(added)

@@ -133,9 +133,25 @@ def prepare_for_int8(src: Path, dest: Path, *, per_channel: bool) -> tuple[Path,
 def quantize_prepared(
     pre: Path, dest: Path, *, samples: list[Sample], quant: QuantSettings, input_names: dict[str, str], track,
     exclude: tuple[str, ...] = (), int16_tensors: tuple[str, ...] = (), calibration_cache: Path | None = None, where: str | None = None,
+    range_margin: float = 0.0,
 ) -> None:
     """quantize_static QDQ of a prepare_for_int8 model: int8 everywhere, but the nodes in `exclude`
-    stay float and the activations in `int16_tensors` are int16 (com.microsoft Q/DQ)."""
+    stay float and the activations in `int16_tensors` are int16 (com.microsoft Q/DQ).
+    `range_margin` m > 0 widens every calibrated range [lo, hi] to [lo - m(hi-lo), hi + m(hi-lo)]
+    before the scales are computed (widen_ranges), so samples a little past the calibration's
+    extremes do not clip."""
+    if range_margin > 0:
+        import tempfile
+
+        with tempfile.TemporaryDirectory(prefix="ranges.", dir=dest.parent) as tmp:
+            raw = calibration_cache if calibration_cache is not None else Path(tmp) / "ranges.json"
+            if not raw.is_file():  # calibrate once (the quantised model of this pass is discarded)
+                quantize_prepared(pre, Path(tmp) / "raw.onnx", samples=samples, quant=quant, input_names=input_names, track=track,
+                                  exclude=exclude, int16_tensors=int16_tensors, calibration_cache=raw, where=where)
+            wide = widen_ranges(raw, Path(tmp) / "wide.json", range_margin)
+            quantize_prepared(pre, dest, samples=[], quant=quant, input_names=input_names, track=lambda it, n, label: it,
+                              exclude=exclude, int16_tensors=int16_tensors, calibration_cache=wide, where=where)
+        return
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
     method = {
@@ -165,6 +181,26 @@ def quantize_prepared(
             )
     except Exception as exc:
         raise ConversionError(f"{where or pre.name}: int8 quantisation failed ({str(exc).splitlines()[0]})") from exc
+
+
+def widen_ranges(src: Path, dest: Path, margin: float) -> Path:
+    """A copy of ONNX Runtime's calibration cache `src` at `dest` with every tensor's range
+    [lo, hi] widened by `margin` x (hi - lo) on both sides (a zero-width range stays as it is)."""
+    import numpy as np
+    from onnxruntime.quantization.calibrate import TensorData, TensorsData, load_tensors_data, save_tensors_data
+
+    data = load_tensors_data(src)
+    out = {}
+    for name in data:
+        td = data[name]
+        attrs = {k: getattr(td, k) for k in td._attrs}
+        if "lowest" in attrs and "highest" in attrs:
+            lo, hi = np.asarray(attrs["lowest"]), np.asarray(attrs["highest"])
+            pad = (hi.astype(np.float64) - lo) * margin
+            attrs["lowest"], attrs["highest"] = (lo - pad).astype(lo.dtype), (hi + pad).astype(hi.dtype)
+        out[name] = TensorData(**attrs)
+    save_tensors_data(TensorsData(data.calibration_method, out), dest)
+    return dest
 
 
 def to_int8_qdq(src: Path, dest: Path, *, samples: list[Sample], quant: QuantSettings, input_names: dict[str, str], track) -> str | None:
