@@ -85,7 +85,7 @@ def test_search_falls_back_the_concat_alone_to_int16(det_search):
     assert last["passed"] and last["fallbacks"] == 1
     assert last["values"]["det"]["mean_abs"] < 0.06 and last["values"]["det"]["max_abs"] < 1.5
     assert recipe.search["candidates"] == 4  # full int8, two fixes, one fallback
-    assert recipe.base == {"method": "minmax", "per_channel": True, "percentile": 99.999, "range_margin": 0.0}
+    assert recipe.base == {"method": "minmax", "per_channel": True, "percentile": 99.999, "range_margin": 0.0, "float_weights": "int8"}
 
 
 def test_every_fix_is_recorded_with_its_score(det_search):

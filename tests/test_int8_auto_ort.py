@@ -113,8 +113,8 @@ def test_build_int8_auto_and_reuse_its_recipe_byte_for_byte(outlier_files, tmp_p
     recipe = auto["details"]["recipe"]
     assert recipe["fallbacks"] == ["node_conv2d"] and recipe["counts"]["int8"] == 4  # one fallback (int16 or float)
     assert cells["int8"]["details"]["int8_weight_share"] > 0.95
-    share = auto["details"]["int8_weight_share"]  # conv1 and its consumer conv2 stay float when the fallback is float
-    assert (share > 0.95) if recipe["counts"]["int16"] else (0.3 < share < 0.6)
+    share = auto["details"]["int8_weight_share"]  # a float fallback keeps its weights int8 (weight-only) unless the last resort gave them fp32
+    assert (share > 0.95) if recipe["base"]["float_weights"] == "int8" else (0.3 < share < 0.6)
     rfile = out / "auto" / "outlier.int8_auto.recipe.json"
     assert rfile.is_file() and str(rfile.relative_to(out)) in auto["extra_files"]
     sha = auto["sha256"]

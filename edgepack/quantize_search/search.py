@@ -11,6 +11,8 @@ A format plug-in drives it with a Backend (its own quantiser; nothing here knows
     run(candidate, samples)       -> per sample, the outputs in the source's order
     size(candidate)               -> bytes
     layer_errors(candidate, samples) -> {layer: dB} of each layer's own quantisation, or None
+    last_resort(base)  (optional)  -> (label, base') to try the last option once more with, when
+                                     no count passes (ORT: float layers keep fp32 weights), or None
 
 Samples: the calibration part only. `fit` calibrates every candidate, `check` judges it against
 the budget; the gate's held-out samples are never seen here.
@@ -127,33 +129,38 @@ def search(
         order = sorted(names, key=lambda n: errors.get(n, float("inf")))
         found = None
         tried: dict[tuple[str, int], Figures] = {}
-        for option in backend.fallback_options:
+        rounds = [(option, base, "") for option in backend.fallback_options]
+        last = getattr(backend, "last_resort", None)
+        last = last(base) if last is not None else None
+        if last is not None:  # e.g. float layers that keep their float weights too (bigger)
+            rounds.append((backend.fallback_options[-1], last[1], f" ({last[0]})"))
+        for option, round_base, note in rounds:
             def at(k: int) -> dict[str, str]:
                 return {**int8, **{n: option for n in order[:k]}}
 
             last_fail = 0
             for k in schedule(len(order)):
-                fig, _ = trial(base, at(k), f"{k} to {option}")
-                tried[(option, k)] = fig
+                fig, _ = trial(round_base, at(k), f"{k} to {option}{note}")
+                tried[(option + note, k)] = fig
                 if fig.score > best.score:
                     best = fig
                 if fig.passed:
                     lo, hi = last_fail, k  # bisect: lo fails, hi passes
                     while hi - lo > 1:
                         mid = (lo + hi) // 2
-                        f2, _ = trial(base, at(mid), f"{mid} to {option}")
+                        f2, _ = trial(round_base, at(mid), f"{mid} to {option}{note}")
                         lo, hi = (mid, hi) if not f2.passed else (lo, mid)
                     found = at(hi)
                     break
                 last_fail = k
             if found is not None:
-                chosen = found
+                chosen, base = found, round_base
                 break
         if found is None:
             worst = best.failures[0] if best.failures else ""
             raise ConversionError(
                 f"int8_auto: the budget is not met on the search-check samples even with every layer at "
-                f"{backend.fallback_options[-1]} (best: {worst}); loosen [tolerances.int8_auto] or use fp16/fp32"
+                f"{backend.fallback_options[-1]}{rounds[-1][2]} (best: {worst}); loosen [tolerances.int8_auto] or use fp16/fp32"
             )
         sens_how = how
     else:

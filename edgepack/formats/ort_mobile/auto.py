@@ -5,7 +5,7 @@ options, next better first: int16 activations (its output tensor as com.microsof
 weights stay int8), then float (the node is not quantised, nor its output: its consumers keep it
 float too; their weights stay int8 all the same, weight-only: an int8 initializer and a
 DequantizeLinear feeding the float op, which the .ort keeps, so a float layer does not bring its
-fp32 weights back). Cheap fixes: per-channel weights (when the profile has them off), a percentile
+fp32 weights back; base "float_weights": "float", the search's last resort, keeps them fp32). Cheap fixes: per-channel weights (when the profile has them off), a percentile
 range instead of min/max, and a range margin (every calibrated range widened by 10% of its width
 on both sides: held-out samples past the calibration's extremes then do not clip). Every
 candidate is calibrated from one calibration cache per method and run in ONNX Runtime with the
@@ -87,7 +87,7 @@ class OrtBackend:
 
     def base(self) -> dict[str, Any]:
         q = self.quant
-        return {"method": q.method, "per_channel": q.per_channel, "percentile": q.percentile, "range_margin": 0.0}
+        return {"method": q.method, "per_channel": q.per_channel, "percentile": q.percentile, "range_margin": 0.0, "float_weights": "int8"}
 
     def fixes(self, base: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
         out = []
@@ -97,6 +97,13 @@ class OrtBackend:
             out.append(("percentile range (99.99)", {**base, "method": "percentile", "percentile": 99.99}))
         out.append(("range margin 0.1", {**base, "range_margin": 0.1}))
         return out
+
+    def last_resort(self, base: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:
+        """When no count of float layers meets the budget with their weights int8 (a weight that
+        int8 itself ruins, e.g. one input channel read with tiny weights): float weights too."""
+        if base.get("float_weights", "int8") == "float":
+            return None
+        return "float layers keep fp32 weights", {**base, "float_weights": "float"}
 
     # -- candidates ------------------------------------------------------------------------
     def quantise(self, base: dict[str, Any], precisions: dict[str, str], samples: list, dest: Path, cache: bool = True) -> Path:
@@ -120,7 +127,7 @@ class OrtBackend:
             exclude=tuple(dict.fromkeys(exclude)), int16_tensors=tuple(int16), calibration_cache=calib,
             range_margin=float(base.get("range_margin", 0.0)),
         )
-        if exclude:
+        if exclude and base.get("float_weights", "int8") == "int8":
             weight_only_int8(dest, set(exclude), per_channel=bool(base["per_channel"]))
         return dest
 
