@@ -169,3 +169,28 @@ def test_fixes_compound(tmp_path):
     assert recipe.base["per_channel"] is ("per-channel weights" in kept)
     assert recipe.base["range_margin"] == (0.1 if "range margin 0.1" in kept else 0.0)
     assert recipe.base["method"] == ("percentile" if "percentile range (99.99)" in kept else "minmax")
+
+
+@pytest.mark.slow
+def test_build_detector_int8_fails_its_gate_int8_auto_passes_at_a_third_of_fp32(det_files, tmp_path):
+    profile = tmp_path / "det.toml"
+    profile.write_text(
+        'name = "det"\n[formats.ort]\nprecisions = ["fp32", "int8", "int8_auto"]\n[latency]\nruns = 0\n[validation]\ndiagnose = "never"\n'
+        + detector_tolerances_toml("int8") + detector_tolerances_toml("int8_auto"),
+        encoding="utf-8",
+    )
+    out = tmp_path / "out"
+    code, _, stderr = run_cli("build", str(det_files["onnx"]), "-c", str(det_files["calib"]), "-t", str(profile), "-o", str(out), "--no-cache", "-q")
+    assert code == 1, stderr  # plain int8 fails its gate
+    cells = {a["precision"]: a for a in json.loads((out / "report.json").read_text())["artifacts"]}
+    int8, auto = cells["int8"], cells["int8_auto"]
+    assert int8["parity"]["passed"] is False
+    assert [f.split(" ")[:3] for f in int8["parity"]["failures"]] == [["output", "'det':", "mean_abs"]]
+    assert int8["parity"]["outputs"][0]["min_cosine"] > 0.9999  # the default check alone would have passed it
+    assert auto["parity"]["passed"] is True, auto["parity"]["failures"]
+    checks = {c["metric"]: c for c in auto["parity"]["outputs"][0]["checks"]}
+    assert checks["mean_abs"]["source"] == "tolerances.int8_auto.outputs.det" and checks["mean_abs"]["value"] < 0.06
+    recipe = auto["details"]["recipe"]
+    assert recipe["fallbacks"] == ["node_cat"] and recipe["counts"] == {"int8": 16, "int16": 1, "float": 0}
+    assert auto["details"]["int8_weight_share"] == 1.0
+    assert auto["size_bytes"] / cells["fp32"]["size_bytes"] < 0.4
