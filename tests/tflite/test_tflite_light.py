@@ -33,8 +33,8 @@ def test_the_plugins_are_registered():
 
     fmt = formats()["tflite"]
     assert fmt.suffix == ".tflite" and fmt.extra == "tflite"
-    assert set(fmt.precisions) == {"fp32", "fp16", "dynamic_int8", "int8", "int8_io", "int16x8", "int16x8_io"}
-    assert set(fmt.options) == {"layout", "allow_flex"}
+    assert set(fmt.precisions) == {"fp32", "fp16", "dynamic_int8", "int8", "int8_io", "int16x8", "int16x8_io", "int8_auto"}
+    assert set(fmt.options) == {"layout", "allow_flex", "recipe"}
     assert get_runtime("litert").name == "litert"
 
 

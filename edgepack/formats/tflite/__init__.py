@@ -48,6 +48,7 @@ class TFLite(Format):
             ("source", "nchw", "nhwc"),
         ),
         "allow_flex": Option(bool, False, "accept ops that need TensorFlow Select (Flex) kernels; the app must link the Flex delegate"),
+        "recipe": Option(str, "", "int8_auto: a .recipe.json from an earlier int8_auto build, applied with no search"),
     }
     tolerances = {
         # fp16 here is weight-only (DEQUANTIZE to float32, fp32 compute): only weight rounding, no fp16
@@ -76,16 +77,21 @@ class TFLite(Format):
         for precision in job.precisions:
             v = VARIANTS[precision]
             job.progress.step(f"tflite {precision}: {v.summary}")
-            qsvs = None
+            qsvs, auto = None, {}
             if v.kind != "float":
                 job.enter("quantise")
-            if v.kind == "static":
-                if stats is None:
-                    stats = build_steps.cached_calibration(job, fm, job.options["layout"])
-                q = job.quantization
-                qsvs = stats.qsvs(q.method, q.percentile, v.activation_bits)
-            content, route = build_steps.make_variant(job, fm, v, qsvs)
+            if precision == "int8_auto":
+                content, route, auto = _int8_auto(job, fm)
+            else:
+                if v.kind == "static":
+                    if stats is None:
+                        stats = build_steps.cached_calibration(job, fm, job.options["layout"])
+                    q = job.quantization
+                    qsvs = stats.qsvs(q.method, q.percentile, v.activation_bits)
+                content, route = build_steps.make_variant(job, fm, v, qsvs)
             graph = read_graph(content)
+            if v.kind in ("static", "dynamic"):
+                auto.update(build_steps.int8_weight_share(graph))
             build_steps.check_variant(graph, where, allow_flex=job.options["allow_flex"])
             content, meta = build_steps.with_metadata(job, fm, v, graph, content, route)
             path = job.workdir / f"{job.stem}.{precision}.tflite"
@@ -97,12 +103,37 @@ class TFLite(Format):
                 precision=precision,
                 runtime=self.runtime,
                 route=route,
+                extra_files=auto.pop("_files", []),
                 details={
                     "xnnpack": cov,
                     "notes": [coverage_note(cov)],
                     "op_histogram": graph.op_histogram(),
                     "weight_dtypes": graph.weight_dtypes(),
                     "metadata": {k: meta[k] for k in ("inputs", "outputs", "preprocess", "edgepack_version")},
+                    **auto,
                 },
                 tool_versions=versions,
             )
+
+
+def _int8_auto(job: FormatJob, fm) -> tuple[bytes, str, dict]:
+    """Search (or reuse) the recipe, then quantise with it over every calibration sample."""
+    import importlib.metadata as md
+
+    from ...quantize_search import details, recipe_for, recipe_path
+    from .auto import TfliteBackend
+
+    backend = TfliteBackend(job, fm, job.options["layout"])
+    recipe = recipe_for(job, TFLite.name, backend)
+    content = backend.build(recipe.base, recipe.precision_of(), list(job.calibration))
+    b, c = recipe.base, recipe.counts()
+    method = f"percentile {b['percentile']:g}" if b["method"] == "percentile" else b["method"]
+    margin = f", range margin {b['range_margin']:g}" if b.get("range_margin") else ""
+    route = (
+        f"{fm.route} -> ai-edge-quantizer {md.version('ai-edge-quantizer')}: int8_auto ({'per-channel' if b['per_channel'] else 'per-tensor'} weights; "
+        f"activation ranges by edgepack ({method}{margin}) over {len(job.calibration)} calibration samples; "
+        f"{c['int8']} layers int8, {c['int16']} int16, {c['float']} float)"
+    )  # the route is in the .tflite's metadata: whether the recipe was searched or reused is not (byte-identical reuse)
+    out = details(recipe)
+    out["_files"] = [recipe.write(recipe_path(job))]
+    return content, route, out

@@ -42,27 +42,50 @@ def check_scales(graph: Graph, where: str) -> None:
             )
 
 
-def calibrate(job, fm: FloatModel) -> _calibrate.ActivationStats:
-    """Run the float model over the job's calibration samples and collect activation statistics."""
+def calibrate(job, fm: FloatModel, method: str | None = None, samples: list | None = None) -> _calibrate.ActivationStats:
+    """Run the float model over the job's calibration samples (or `samples`) and collect activation
+    statistics for the profile's method (or `method`)."""
     graph = read_graph(fm.content)
     interp = new_interpreter(fm.content, xnnpack=False, preserve_all_tensors=True)
     session = LiteRtSession(interp, graph, {"inputs": fm.inputs, "outputs": fm.outputs}, job.source.inputs, job.source.outputs)
-    return _calibrate.collect(session, graph, job.calibration, job.quantization.method, track=job.progress.track)
+    samples = job.calibration if samples is None else samples
+    return _calibrate.collect(session, graph, samples, method or job.quantization.method, track=job.progress.track)
 
 
-def cached_calibration(job, fm: FloatModel, layout: str) -> _calibrate.ActivationStats:
-    """calibrate(), once per float model, method and calibration set across the build's cells."""
+def cached_calibration(job, fm: FloatModel, layout: str, method: str | None = None, samples: list | None = None) -> _calibrate.ActivationStats:
+    """calibrate(), once per float model, method and sample set across the build's cells
+    (int8_auto's search calibrates its candidates on a part of the set, and may try another method)."""
     import hashlib
 
+    method = method or job.quantization.method
+    samples = job.calibration if samples is None else samples
     h = hashlib.sha256()
-    for sample in job.calibration:
+    for sample in samples:
         for name in sorted(sample):
             h.update(name.encode())
             h.update(np.ascontiguousarray(sample[name]).tobytes())
-    key = f"stats:{layout}:{job.quantization.method}:{h.hexdigest()}"
+    key = f"stats:{layout}:{method}:{h.hexdigest()}"
     if key not in job.shared:
-        job.shared[key] = calibrate(job, fm)
+        job.shared[key] = calibrate(job, fm, method, samples)
     return job.shared[key]
+
+
+_EIGHT_BITS = ("int8", "uint8", "int4")
+_WEIGHTY = (*_EIGHT_BITS, "float32", "float16", "bfloat16", "float64", "int16", "uint16")
+
+
+def int8_weight_share(graph: Graph) -> dict[str, float | int]:
+    """How much of a quantised .tflite's weights really are 8-bit (or fewer bits): elements of
+    int8/uint8/int4 constants over the elements of every weight-like constant (float, 8/16-bit
+    integer; int32 biases and integer shapes are not weights). Scalars are left out (as the .ort's)."""
+    total = low = 0
+    for t in graph.tensors:
+        n = int(np.prod(t.shape)) if t.shape else 1
+        if not t.constant or n <= 1 or t.dtype not in _WEIGHTY:
+            continue
+        total += n
+        low += n if t.dtype in _EIGHT_BITS else 0
+    return {"int8_weight_share": round(low / total, 4) if total else 0.0, "weight_elements": total, "int8_weight_elements": low}
 
 
 def kept_float(fm: FloatModel, v: variants.Variant, qsvs: dict | None) -> float_ops.FloatOps | None:

@@ -1,0 +1,237 @@
+"""int8_auto for .tflite: the search's Backend over ai-edge-quantizer.
+
+Layers: the float .tflite's float inputs and the ops ai-edge-quantizer quantises (its op table),
+in graph order, each named by its output tensor names (';'-joined): the op's scope, which the
+quantiser's recipe regexes match, and unique in a .tflite (the quantiser refuses duplicate names).
+
+A layer's precision is that of the activation it produces, so the op AND every op that reads the
+tensor get the layer's config; an op read by several layers takes the best of their precisions.
+With the op alone, the quantiser requantises its output to int8 for its int8 consumers and the
+fallback buys nothing (measured on tests' outlier_net: conv1 alone at 16x8, cosine 0.9817 as in
+full int8; conv1 with its reader conv2 at 16x8, 0.9931).
+
+Options, next better first: ("int16", "float").
+- int16: a per-op 16x8 config (int16 activations, int8 weights) mixed into the 8-bit model works:
+  ai-edge-quantizer 0.10 inserts a QUANTIZE (requantize) at each a8/a16 boundary, and ai_edge_litert
+  2.3 runs the model with XNNPACK on (XNNPACK takes the 8-bit ops; the 16x8 ops and requantizes stay
+  on LiteRT's built-in kernels: 5 of 9 nodes delegated on outlier_net).
+- float: the layer's own op computes in float with its weights kept int8 behind a DEQUANTIZE
+  (weight-only) where it has weights, so the artifact stays small; the ops that read its output
+  compute in float with float weights. An activation with outlier channels is read by weights
+  with the inverse outliers (the tiny weights that tame it), and int8 weights crush those: on
+  outlier_net, conv1 float with its reader conv2 weight-only int8 reached cosine 0.9922 and top-1
+  agreement 0.10; with conv2's weights float, 0.99997 and 1.0 (40 samples). The same holds for a
+  16x8 reader (int8 weights): int16 alone cannot rescue such a layer.
+The quantiser skips a config that an op does not support; variants.layer_config checks each, and
+int16 falls to float compute, weight-only to no quantisation.
+
+base(): {"method", "percentile", "per_channel", "range_margin"}. Ranges are edgepack's own
+(calibrate.py) over the candidate's calibration samples; range_margin m widens each [lo, hi] to
+[lo - m(hi-lo), hi + m(hi-lo)]. Fixes: per-channel weights (if off), a percentile range (if
+min/max), a range margin of 0.1. The ops float_ops.py keeps in float32 stay float in every candidate.
+
+Candidates run in ai_edge_litert with one thread and XNNPACK, through the runtime plug-in's own
+session class. The per-layer error map is one run of the candidate on LiteRT's built-in kernels
+with every tensor kept (a delegated graph hides its inner tensors), against the float .tflite's
+same-named tensors.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ...quantize_search.sensitivity import CAP_DB, SOUND_INPUT_DB, added_noise_db, channel_sqnr_db, default_axis
+from ...runtimes.litert import LiteRtSession, new_interpreter
+from . import build_steps, variants
+from .flatbuf import read_graph, schema
+
+# op-level precisions (variants.layer_config), worst first: a float layer's own op keeps int8
+# weights ("float_w8"); the ops that read its output keep float weights ("float")
+RANK = {"int8": 0, "int16": 1, "float_w8": 2, "float": 3}
+
+
+def quantiser_ops() -> dict[str, str]:
+    """{builtin op name: ai-edge-quantizer's op key} for the ops the quantiser quantises."""
+    from ai_edge_quantizer.utils.tfl_flatbuffer_utils import TFL_OP_CODE_TO_NAME
+
+    codes = {k: v for k, v in vars(schema().BuiltinOperator).items() if not k.startswith("_")}
+    return {name: TFL_OP_CODE_TO_NAME[code].value for name, code in codes.items() if code in TFL_OP_CODE_TO_NAME}
+
+
+def scope_of(graph, op) -> str:
+    """The quantiser's scope of an op: its output tensor names, ';'-joined and ended."""
+    names = [graph.tensors[t].name for t in op.outputs if t >= 0 and graph.tensors[t].name]
+    return ";".join(names) + ";" if names else ""
+
+
+class TfliteBackend:
+    fallback_options = ("int16", "float")
+
+    def __init__(self, job, fm, layout: str):
+        self.job, self.fm, self.layout = job, fm, layout
+        self.graph = read_graph(fm.content)
+        self.meta = {"inputs": fm.inputs, "outputs": fm.outputs}
+        self._layers: list[dict[str, Any]] | None = None
+        self._keys: dict[int, str] = {}  # op index -> quantiser op key, for quantisable ops
+        self._readers: dict[int, list[int]] = {}  # tensor index -> quantisable ops that read it
+
+    # -- the model -------------------------------------------------------------------------
+    def layers(self) -> list[dict[str, Any]]:
+        if self._layers is None:
+            g, known = self.graph, quantiser_ops()
+            for op in g.ops:
+                if op.name in known and scope_of(g, op):
+                    self._keys[op.index] = known[op.name]
+                    for t in op.inputs:
+                        if t >= 0 and not g.tensors[t].constant:
+                            self._readers.setdefault(t, []).append(op.index)
+            out = []
+            for i in g.inputs:  # an input's own rounding (its readers quantise it) is a layer too
+                t = g.tensors[i]
+                if t.dtype == "float32" and self._readers.get(i) and t.name:
+                    out.append({"name": t.name, "op_type": "input", "op": None, "tensors": [i]})
+            for op in g.ops:
+                outs = [t for t in op.outputs if t >= 0]
+                if op.index not in self._keys or not outs or any(g.tensors[t].dtype != "float32" for t in outs):
+                    continue
+                out.append({"name": scope_of(g, op)[:-1], "op_type": op.name, "op": op.index, "tensors": outs})
+            self._layers = out
+        return [{"name": la["name"], "op_type": la["op_type"]} for la in self._layers]
+
+    def base(self) -> dict[str, Any]:
+        q = self.job.quantization
+        return {"method": q.method, "percentile": float(q.percentile), "per_channel": bool(q.per_channel), "range_margin": 0.0}
+
+    def fixes(self, base: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+        out = []
+        if not base["per_channel"]:
+            out.append(("per-channel weights", {**base, "per_channel": True}))
+        if base["method"] == "minmax":
+            out.append(("percentile range (99.99)", {**base, "method": "percentile", "percentile": 99.99}))
+        out.append(("range margin 0.1", {**base, "range_margin": 0.1}))
+        return out
+
+    # -- candidates ------------------------------------------------------------------------
+    def op_precisions(self, precisions: dict[str, str]) -> dict[int, str]:
+        """The precision of each op that is not int8: its own layer's, or a better one of a layer it reads."""
+        self.layers()
+        eff: dict[int, str] = {}
+        for la in self._layers:
+            p = precisions.get(la["name"], "int8")
+            if p == "int8":
+                continue
+            own = [(la["op"], "float_w8" if p == "float" else p)] if la["op"] is not None else []
+            for o, q in own + [(r, p) for t in la["tensors"] for r in self._readers.get(t, [])]:
+                if RANK[q] > RANK[eff.get(o, "int8")]:
+                    eff[o] = q
+        return eff
+
+    def qsvs(self, base: dict[str, Any], eff: dict[int, str], samples: list) -> dict[str, dict[str, np.ndarray]]:
+        """The quantiser's activation ranges: 8-bit ones, 16-bit ones for the tensors that int16
+        ops produce (and int16-read inputs), each widened by the base's range_margin."""
+        g = self.graph
+        stats = build_steps.cached_calibration(self.job, self.fm, self.layout, base["method"], samples)
+        out = stats.qsvs(base["method"], float(base["percentile"]), 8)
+        sixteen = {t for o, p in eff.items() if p == "int16" for t in g.ops[o].outputs if t >= 0}
+        sixteen |= {t for o, p in eff.items() if p == "int16" for t in g.ops[o].inputs if t in g.inputs}
+        if sixteen:
+            q16 = stats.qsvs(base["method"], float(base["percentile"]), 16)
+            out.update({g.tensors[t].name: q16[g.tensors[t].name] for t in sixteen if g.tensors[t].name in q16})
+        m = float(base.get("range_margin", 0.0))
+        if m:
+            out = {n: {"min": r["min"] - m * (r["max"] - r["min"]), "max": r["max"] + m * (r["max"] - r["min"])} for n, r in out.items()}
+        return out
+
+    def layer_configs(self, eff: dict[int, str]) -> tuple[tuple[str, str, str], ...]:
+        g = self.graph
+        return tuple((scope_of(g, g.ops[o]), self._keys[o], eff[o]) for o in sorted(eff))
+
+    def build(self, base: dict[str, Any], precisions: dict[str, str], samples: list) -> bytes:
+        v = variants.VARIANTS["int8_auto"]
+        eff = self.op_precisions(precisions)
+        qsvs = self.qsvs(base, eff, samples)
+        kept = build_steps.kept_float(self.fm, v, qsvs)
+        scopes = tuple(kept.scopes(self.graph)) if kept is not None else ()
+        return variants.make(
+            self.fm.content, v, per_channel=bool(base["per_channel"]), qsvs=qsvs, where=self.job.source.spec,
+            float_scopes=scopes, layer_configs=self.layer_configs(eff),
+        )
+
+    def session(self, candidate: bytes, *, xnnpack: bool = True, keep: bool = False) -> LiteRtSession:
+        interp = new_interpreter(candidate, threads=1, xnnpack=xnnpack, preserve_all_tensors=keep)
+        return LiteRtSession(interp, read_graph(candidate), self.meta, self.job.source.inputs, self.job.source.outputs)
+
+    def run(self, candidate: bytes, samples: list) -> list[list[np.ndarray]]:
+        s = self.session(candidate)
+        return [s.run(x) for x in samples]
+
+    def size(self, candidate: bytes) -> int:
+        return len(candidate)
+
+    # -- sensitivity -----------------------------------------------------------------------
+    def layer_errors(self, candidate: bytes, samples: list) -> dict[str, float] | None:
+        """Each layer's own error, as the SQNR (dB) of the noise it adds (worst channel, NHWC: the
+        last axis): its output's own rounding on its grid (the float model's tensor quantised with
+        the candidate's scale), and, while its inputs are still sound, all it adds (weights too):
+        its output's noise against the float model's same tensor less its inputs' worst."""
+        self.layers()
+        fg, cg = self.graph, read_graph(candidate)
+        by_name = {t.name: t.index for t in cg.tensors if t.name}
+        cprod = cg.producer()
+        quantize_of = {op.inputs[0]: op.outputs[0] for op in cg.ops if op.name == "QUANTIZE" and op.inputs and op.outputs}
+        plan = {}
+        for la in self._layers:
+            out_f = la["tensors"][0]
+            out_c = by_name.get(fg.tensors[out_f].name)
+            if out_c is None:
+                continue
+            if la["op"] is None:  # an input: its quantised copy
+                plan[la["name"]] = (out_f, quantize_of.get(out_c, out_c), [])
+                continue
+            cop = cprod.get(out_c)
+            fop = fg.ops[la["op"]]
+            if cop is None or len(cop.inputs) != len(fop.inputs):
+                continue
+            ins = [(fi, ci) for fi, ci in zip(fop.inputs, cop.inputs) if fi >= 0 and ci >= 0 and not fg.tensors[fi].constant]
+            plan[la["name"]] = (out_f, out_c, ins)
+        if not plan:
+            return None
+        fs = self.session(self.fm.content, xnnpack=False, keep=True)
+        cs = self.session(candidate, xnnpack=False, keep=True)
+
+        def value(s, g, t):
+            y = np.asarray(s.interp.get_tensor(t))
+            info = g.tensors[t]
+            if info.scale and len(info.scale) == 1:
+                return (y.astype(np.float64) - info.zero_point[0]) * info.scale[0]
+            return y.astype(np.float64)
+
+        acc: dict[str, list[float]] = {}
+        for smp in samples:
+            fs.run(smp)
+            cs.run(smp)
+            for name, (tf, tc, ins) in plan.items():
+                ref, q = value(fs, fg, tf), value(cs, cg, tc)
+                if ref.shape != q.shape:
+                    continue
+                axis = default_axis(ref.shape, "nhwc")
+                own = channel_sqnr_db(ref, _on_grid(ref, cg.tensors[tc]), axis)
+                in_db = CAP_DB
+                for fi, ci in ins:
+                    r, x = value(fs, fg, fi), value(cs, cg, ci)
+                    if r.shape == x.shape:
+                        in_db = min(in_db, channel_sqnr_db(r, x, default_axis(r.shape, "nhwc")))
+                added = added_noise_db(channel_sqnr_db(ref, q, axis), in_db) if ins and in_db >= SOUND_INPUT_DB else CAP_DB
+                acc.setdefault(name, []).append(min(own, added))
+        return {k: float(min(v)) for k, v in acc.items()} or None
+
+
+def _on_grid(ref: np.ndarray, t) -> np.ndarray:
+    """`ref` rounded to tensor `t`'s quantisation grid (itself when `t` is float)."""
+    if not t.scale or len(t.scale) != 1 or t.dtype not in ("int8", "uint8", "int16"):
+        return ref
+    info = np.iinfo(t.dtype)
+    zp = t.zero_point[0] if t.zero_point else 0
+    q = np.clip(np.round(ref / t.scale[0]) + zp, info.min, info.max)
+    return (q - zp) * t.scale[0]
