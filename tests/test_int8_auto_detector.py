@@ -140,6 +140,10 @@ def test_range_margin_widens_every_calibrated_range(tmp_path):
         return {n.input[0]: float(inits[n.input[1]]) for n in model.graph.node if n.op_type == "QuantizeLinear"}
 
     plain, wide = scales(0.0), scales(0.1)
+    assert (tmp_path / "m0.1.onnx").read_bytes() != (tmp_path / "m0.0.onnx").read_bytes()
+    again = (tmp_path / "m0.1.onnx").read_bytes()
+    scales(0.1)
+    assert (tmp_path / "m0.1.onnx").read_bytes() == again  # the same margin, the same bytes (recipe reuse)
     assert set(plain) == set(wide) and len(plain) >= 5
     ratio = {t: wide[t] / plain[t] for t in plain}
     # ranges that hold 0 (the ReLU outputs: lo = 0) grow by exactly 1.2; one above 0 (the mean:
