@@ -95,10 +95,18 @@ def test_binding_metric_is_the_check_that_binds_in_most_steps():
     # top-1 agreement is the worst relative margin in 4 of the 5 steps (cosine binds on the passing one)
     assert binding_metric(recipe()) == ("logits", "min_top1_agreement", 0.95)
     rec = recipe()
+    rec["fixes"].append({"fix": "range margin 0.1", "on_top_of": ["per-channel weights"], "helped": True, "passed": True})
+    assert "range margin 0.1 (on top of per-channel weights): helped, met the budget" in "".join(markdown_block(_with(rec)))
     for s in rec["steps"]:
         s["values"]["logits"]["min_top1_agreement"] = 1.0
     assert binding_metric(rec) == ("logits", "min_cosine", 0.99)
     assert binding_metric({**rec, "steps": []}) is None
+
+
+def _with(rec):
+    """auto_build()'s int8_auto cell carrying `rec` instead."""
+    r = auto_build().artifacts[1]
+    return dataclasses.replace(r, artifact=dataclasses.replace(r.artifact, details={"recipe": rec}))
 
 
 def _svg_of(page: str) -> ET.Element:
@@ -177,8 +185,7 @@ def test_terminal_line_per_int8_auto_cell_within_100_columns():
     def with_names(fmt):
         rec["layers"] = [{"name": fmt.format(i), "op_type": "Conv", "sensitivity_db": float(i), "precision": "int16"} for i in range(9)]
         rec["fallbacks"] = [la["name"] for la in rec["layers"]]
-        art = dataclasses.replace(rep.artifacts[1].artifact, details={"recipe": rec})
-        return terminal_line(dataclasses.replace(rep.artifacts[1], artifact=art), with_target=True)
+        return terminal_line(_with(rec), with_target=True)
 
     assert with_names("stage{0}/conv_{0}") == "android-arm64 int8_auto ort: 9 fallbacks (stage0/conv_0 → int16, +8 more), 6 candidates, 3.1 s"
     long = with_names("model/backbone/stage{0}/block{0}/conv_{0}")  # even the first name is cut

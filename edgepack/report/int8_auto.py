@@ -171,7 +171,9 @@ def cost_text(rec: dict) -> str:
 
 
 def _fix_text(f: dict) -> str:
-    return f"{f.get('fix')}: " + ("helped" if f.get("helped") else "did not help") + (", met the budget" if f.get("passed") else "")
+    on = f.get("on_top_of")
+    return (f"{f.get('fix')}" + (f" (on top of {' + '.join(on)})" if on else "") + ": "
+            + ("helped" if f.get("helped") else "did not help") + (", met the budget" if f.get("passed") else ""))
 
 
 def _counts_text(rec: dict) -> str:
