@@ -114,7 +114,10 @@ class OrtMobile(Format):
         how = "reused recipe " + recipe.search.get("from", "") if recipe.search.get("reused") else f"searched over {recipe.search.get('candidates')} candidates"
         steps = (
             f"{route}{''.join(' -> ' + s for s in prep)} -> quantize_static QDQ int8_auto ({recipe.base['method']}, "
-            f"{'per-channel' if recipe.base['per_channel'] else 'per-tensor'}; {c['int8']} layers int8, {c['int16']} int16, {c['float']} float; {how})"
+            f"{'per-channel' if recipe.base['per_channel'] else 'per-tensor'}"
+            f"{f', range margin {m:g}' if (m := float(recipe.base.get('range_margin', 0.0))) else ''}; "
+            f"{c['int8']} layers int8, {c['int16']} int16, {c['float']} float"
+            f"{' (fp32 weights)' if c['float'] and recipe.base.get('float_weights') == 'float' else ' (int8 weights)' if c['float'] else ''}; {how})"
         )
         out = details(recipe)
         out["_files"] = [recipe.write(recipe_path(job))]
