@@ -86,23 +86,27 @@ def test_search_falls_back_exactly_the_outlier_conv(outlier):
     assert first["label"] == "full int8" and not first["passed"]
     assert first["values"]["output"]["min_cosine"] < 0.985  # plain int8 misses the budget
     assert recipe.fallbacks == [conv1] and recipe.precision_of()[conv1] == "float"  # int16 (int8 weights) cannot rescue it
+    assert recipe.base["float_weights"] == "float"  # nor float compute with int8 weights: the last resort did
     sens = {la["name"]: la["sensitivity_db"] for la in recipe.layers}
     assert sens[conv1] < 3  # the noise it adds is as loud as its crushed channels
     assert sorted(sens.values())[1] > sens[conv1] + 9  # and nothing else comes near
     steps = {st["label"]: st for st in recipe.steps}
     assert not steps["1 to int16"]["passed"] and not steps["7 to int16"]["passed"]
-    chosen = steps["1 to float"]
+    assert not steps["1 to float"]["passed"] and not steps["7 to float"]["passed"]
+    assert steps["7 to float"]["values"]["output"]["min_top1_agreement"] < 0.5  # int8 weights: the argmax flips
+    chosen = steps["1 to float (float layers keep fp32 weights)"]
     assert chosen["passed"] and chosen["fallbacks"] == 1 and chosen["values"]["output"]["min_cosine"] >= 0.999
     assert chosen["values"]["output"]["min_top1_agreement"] == 1.0
     assert [f["fix"] for f in recipe.fixes] == ["percentile range (99.99)", "range margin 0.1"]
     assert recipe.search["fit_samples"] == 16 and recipe.search["check_samples"] == 8
-    # full int8, 2 fixes, int16 at 1, 2, 3, 4, 6, 7 fallbacks, float at 1
-    assert recipe.search["candidates"] == 10 and recipe.base["range_margin"] == 0.0
+    # full int8, 2 fixes, int16 and float (int8 weights) at 1, 2, 3, 4, 6, 7 fallbacks, float (fp32 weights) at 1
+    assert recipe.search["candidates"] == 16 and recipe.base["range_margin"] == 0.0
 
 
 def test_a_fallback_reaches_the_ops_that_read_the_layer(outlier):
-    """int16: conv1 and its reader conv2 compute in 16x8 (a requantize to int8 after); float: conv1
-    keeps int8 weights (DEQUANTIZE, float compute), conv2 float weights; the rest stays int8."""
+    """int16: conv1 and its reader conv2 compute in 16x8 (a requantize to int8 after); float: both
+    compute in float with int8 weights (DEQUANTIZE), or fp32 weights as the last resort; the rest
+    stays int8."""
     from edgepack.formats.tflite.build_steps import int8_weight_share
 
     be, names, fit = outlier["backend"], outlier["names"], _samples(16)
@@ -119,18 +123,26 @@ def test_a_fallback_reaches_the_ops_that_read_the_layer(outlier):
     convs = [op for op in gf.ops if op.name == "CONV_2D"]
     assert [gf.tensors[op.outputs[0]].dtype for op in convs] == ["float32", "float32", "int8"]
     prod = gf.producer()
-    w1 = prod[convs[0].inputs[1]]
-    assert w1.name == "DEQUANTIZE" and gf.tensors[w1.inputs[0]].dtype == "int8"  # conv1: weight-only int8
-    assert gf.tensors[convs[1].inputs[1]].dtype == "float32" and gf.tensors[convs[1].inputs[1]].constant  # conv2: float weights
-    # int8: conv1 216 + conv3 576 + fc 80; float: conv2 576 and the float convs' biases 2 x 8
-    assert int8_weight_share(gf) == {"int8_weight_share": 0.5956, "weight_elements": 1464, "int8_weight_elements": 872}
+    for conv in convs[:2]:  # weight-only int8
+        w = prod[conv.inputs[1]]
+        assert w.name == "DEQUANTIZE" and gf.tensors[w.inputs[0]].dtype == "int8"
+    # 1448 int8 (int32 bias of conv3); conv1's and conv2's float biases, 2 x 8, count against
+    assert int8_weight_share(gf) == {"int8_weight_share": 0.9891, "weight_elements": 1464, "int8_weight_elements": 1448}
+    gl = _graph(be.build(be.last_resort(base)[1], {names[1]: "float"}, fit))
+    convs = [op for op in gl.ops if op.name == "CONV_2D"]
+    assert [gl.tensors[convs[i].inputs[1]].dtype for i in range(3)] == ["float32", "float32", "int8"]
+    assert gl.tensors[convs[0].inputs[1]].constant and gl.op_histogram().get("DEQUANTIZE") == 1  # the output's only
+    # int8: conv3 576 + fc 80; fp32: conv1 216 + conv2 576 + their biases 16
+    assert int8_weight_share(gl) == {"int8_weight_share": 0.4481, "weight_elements": 1464, "int8_weight_elements": 656}
     assert int8_weight_share(_graph(outlier["fm"].content)) == {"int8_weight_share": 0.0, "weight_elements": 1472, "int8_weight_elements": 0}
 
 
 def test_fixes_and_the_range_margin(outlier):
     be = outlier["backend"]
     base = {**be.base(), "per_channel": False}
-    assert be.base() == {"method": "minmax", "percentile": 99.999, "per_channel": True, "range_margin": 0.0}
+    assert be.base() == {"method": "minmax", "percentile": 99.999, "per_channel": True, "range_margin": 0.0, "float_weights": "int8"}
+    assert be.last_resort(base) == ("float layers keep fp32 weights", {**base, "float_weights": "float"})
+    assert be.last_resort({**base, "float_weights": "float"}) is None
     assert [label for label, _ in be.fixes(base)] == ["per-channel weights", "percentile range (99.99)", "range margin 0.1"]
     assert [label for label, _ in be.fixes({**base, "method": "entropy"})] == ["per-channel weights", "range margin 0.1"]
     fit = _samples(16)
@@ -158,10 +170,10 @@ def test_build_int8_auto_and_reuse_its_recipe_byte_for_byte(outlier, tmp_path):
     assert auto["parity"]["passed"] is True, auto["parity"]["failures"]
     recipe = auto["details"]["recipe"]
     assert recipe["fallbacks"] == [outlier["names"][1]] and recipe["counts"] == {"int8": 6, "int16": 0, "float": 1}
-    assert cells["int8"]["details"]["int8_weight_share"] == 1.0 and auto["details"]["int8_weight_share"] == 0.5956
+    assert cells["int8"]["details"]["int8_weight_share"] == 1.0 and auto["details"]["int8_weight_share"] == 0.4481
     assert "int8_weight_share" not in cells["fp32"]["details"]
     # a 1.4k-weight model: tensor names and flatbuffer tables weigh more than its weights, so even
-    # plain int8 is 0.73x of fp32 here; the weights themselves: 872 of 1464 int8
+    # plain int8 is 0.73x of fp32 here; the weights themselves: 656 of 1464 int8
     assert auto["size_bytes"] < cells["fp32"]["size_bytes"] and auto["size_bytes"] < 1.3 * cells["int8"]["size_bytes"]
     rfile = out / "auto" / "outlier.int8_auto.recipe.json"
     assert rfile.is_file() and str(rfile.relative_to(out)) in auto["extra_files"]

@@ -132,7 +132,7 @@ def _int8_auto(job: FormatJob, fm) -> tuple[bytes, str, dict]:
     route = (
         f"{fm.route} -> ai-edge-quantizer {md.version('ai-edge-quantizer')}: int8_auto ({'per-channel' if b['per_channel'] else 'per-tensor'} weights; "
         f"activation ranges by edgepack ({method}{margin}) over {len(job.calibration)} calibration samples; "
-        f"{c['int8']} layers int8, {c['int16']} int16, {c['float']} float)"
+        f"{c['int8']} layers int8, {c['int16']} int16, {c['float']} float{' with fp32 weights' if b.get('float_weights') == 'float' else ''})"
     )  # the route is in the .tflite's metadata: whether the recipe was searched or reused is not (byte-identical reuse)
     out = details(recipe)
     out["_files"] = [recipe.write(recipe_path(job))]

@@ -15,17 +15,17 @@ Options, next better first: ("int16", "float").
   ai-edge-quantizer 0.10 inserts a QUANTIZE (requantize) at each a8/a16 boundary, and ai_edge_litert
   2.3 runs the model with XNNPACK on (XNNPACK takes the 8-bit ops; the 16x8 ops and requantizes stay
   on LiteRT's built-in kernels: 5 of 9 nodes delegated on outlier_net).
-- float: the layer's own op computes in float with its weights kept int8 behind a DEQUANTIZE
-  (weight-only) where it has weights, so the artifact stays small; the ops that read its output
-  compute in float with float weights. An activation with outlier channels is read by weights
-  with the inverse outliers (the tiny weights that tame it), and int8 weights crush those: on
-  outlier_net, conv1 float with its reader conv2 weight-only int8 reached cosine 0.9922 and top-1
-  agreement 0.10; with conv2's weights float, 0.99997 and 1.0 (40 samples). The same holds for a
-  16x8 reader (int8 weights): int16 alone cannot rescue such a layer.
+- float: float compute, the weights kept int8 behind a DEQUANTIZE (weight-only) where the op has
+  weights, so the artifact stays small; the search's last resort (base "float_weights": "float",
+  as in the .ort) keeps the fallen-back ops' fp32 weights. An activation with outlier channels is
+  read by weights with the inverse outliers (the tiny weights that tame it), which int8 crushes:
+  on outlier_net, conv1 and its reader conv2 in float with int8 weights reached cosine 0.9922 and
+  top-1 agreement 0.10, with fp32 weights 0.99997 and 0.975 (40 samples); a 16x8 reader (int8
+  weights) is no better, so int16 cannot rescue such a layer.
 The quantiser skips a config that an op does not support; variants.layer_config checks each, and
 int16 falls to float compute, weight-only to no quantisation.
 
-base(): {"method", "percentile", "per_channel", "range_margin"}. Ranges are edgepack's own
+base(): {"method", "percentile", "per_channel", "range_margin", "float_weights"}. Ranges are edgepack's own
 (calibrate.py) over the candidate's calibration samples; range_margin m widens each [lo, hi] to
 [lo - m(hi-lo), hi + m(hi-lo)]. Fixes: per-channel weights (if off), a percentile range (if
 min/max), a range margin of 0.1. The ops float_ops.py keeps in float32 stay float in every candidate.
@@ -46,8 +46,8 @@ from ...runtimes.litert import LiteRtSession, new_interpreter
 from . import build_steps, variants
 from .flatbuf import read_graph, schema
 
-# op-level precisions (variants.layer_config), worst first: a float layer's own op keeps int8
-# weights ("float_w8"); the ops that read its output keep float weights ("float")
+# op-level precisions (variants.layer_config), worst first: "float_w8" float compute with int8
+# weights (weight-only), "float" not quantised
 RANK = {"int8": 0, "int16": 1, "float_w8": 2, "float": 3}
 
 
@@ -101,7 +101,7 @@ class TfliteBackend:
 
     def base(self) -> dict[str, Any]:
         q = self.job.quantization
-        return {"method": q.method, "percentile": float(q.percentile), "per_channel": bool(q.per_channel), "range_margin": 0.0}
+        return {"method": q.method, "percentile": float(q.percentile), "per_channel": bool(q.per_channel), "range_margin": 0.0, "float_weights": "int8"}
 
     def fixes(self, base: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
         out = []
@@ -112,17 +112,25 @@ class TfliteBackend:
         out.append(("range margin 0.1", {**base, "range_margin": 0.1}))
         return out
 
+    def last_resort(self, base: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:
+        """When no count of float layers meets the budget with their weights int8: fp32 weights too."""
+        if base.get("float_weights", "int8") == "float":
+            return None
+        return "float layers keep fp32 weights", {**base, "float_weights": "float"}
+
     # -- candidates ------------------------------------------------------------------------
-    def op_precisions(self, precisions: dict[str, str]) -> dict[int, str]:
-        """The precision of each op that is not int8: its own layer's, or a better one of a layer it reads."""
+    def op_precisions(self, precisions: dict[str, str], float_weights: str = "int8") -> dict[int, str]:
+        """The precision of each op that is not int8: its own layer's, or a better one of a layer it
+        reads; a float layer's ops keep int8 weights unless `float_weights` is "float"."""
         self.layers()
         eff: dict[int, str] = {}
         for la in self._layers:
             p = precisions.get(la["name"], "int8")
             if p == "int8":
                 continue
-            own = [(la["op"], "float_w8" if p == "float" else p)] if la["op"] is not None else []
-            for o, q in own + [(r, p) for t in la["tensors"] for r in self._readers.get(t, [])]:
+            q = "float_w8" if p == "float" and float_weights == "int8" else p
+            ops = ([la["op"]] if la["op"] is not None else []) + [r for t in la["tensors"] for r in self._readers.get(t, [])]
+            for o in ops:
                 if RANK[q] > RANK[eff.get(o, "int8")]:
                     eff[o] = q
         return eff
@@ -149,7 +157,7 @@ class TfliteBackend:
 
     def build(self, base: dict[str, Any], precisions: dict[str, str], samples: list) -> bytes:
         v = variants.VARIANTS["int8_auto"]
-        eff = self.op_precisions(precisions)
+        eff = self.op_precisions(precisions, base.get("float_weights", "int8"))
         qsvs = self.qsvs(base, eff, samples)
         kept = build_steps.kept_float(self.fm, v, qsvs)
         scopes = tuple(kept.scopes(self.graph)) if kept is not None else ()
