@@ -24,7 +24,9 @@ _SUMMARY = {
     "palettize4": "4-bit palettised weights (k-means LUT)",
     "palettize6": "6-bit palettised weights (k-means LUT)",
     "w8a8": "int8 activations (emulator-calibrated ranges) and int8 weights",
+    "int8_auto": "W8A8 with its own mixed-precision recipe (the most sensitive activations float) within the accuracy budget",
 }
+_EIGHT_BIT = ("int8_weights", "w8a8", "int8_auto")  # int8_weight_share too, besides compressed_weight_share
 
 
 def _check_int4_block_size(program, block: int) -> None:
@@ -73,8 +75,9 @@ class CoreML(Format):
         "image_input": Option(bool, False, "make 4-D inputs an ImageType with the calibration set's scale and bias"),
         "classifier": Option(bool, True, "add a classifier config (label + probabilities) when the calibration set has labels"),
         "int4_block_size": Option(int, 32, "block size of int4_weights"),
+        "recipe": Option(str, "", "int8_auto: a .recipe.json from an earlier int8_auto build, applied with no search"),
     }
-    tolerances = {p: dict(_COMPRESSED_TOL) for p in ("int8_weights", "int4_weights", "palettize4", "palettize6", "w8a8")}
+    tolerances = {p: dict(_COMPRESSED_TOL) for p in ("int8_weights", "int4_weights", "palettize4", "palettize6", "w8a8", "int8_auto")}
 
     def preflight(self, source, precisions, options, preprocess) -> None:
         from ...errors import ConfigError, ConversionError
@@ -132,7 +135,7 @@ class CoreML(Format):
             job.progress.step(f"coreml {precision}: {_SUMMARY[precision]}")
             if precision not in ("fp32", "fp16"):
                 job.enter("quantise")
-            detail = ""
+            detail, extra, how = "", {}, ""
             if precision == "int8_weights":
                 mlmodel = compress.int8_weights(mlmodel)
             elif precision == "int4_weights":
@@ -142,6 +145,8 @@ class CoreML(Format):
             elif precision == "w8a8":
                 mlmodel, n = compress.w8a8(mlmodel, pkg, job.calibration, job.progress.track)
                 detail = f", {n} activation ranges from {len(job.calibration)} samples ({job.quantization.method} ignored: true min/max)"
+            elif precision == "int8_auto":
+                mlmodel, detail, extra, how = self._int8_auto(job, mlmodel, pkg)
             route = (
                 f"{getattr(job.source.exported_program(), 'edgepack_route', 'torch.export')} -> run_decompositions -> coremltools {ct.__version__} ct.convert(mlprogram, {target}, compute {compute}, "
                 f"I/O {opts['io_dtype']}{', ImageType' if image else ''}{', classifier' if labels else ''})"
@@ -153,12 +158,42 @@ class CoreML(Format):
                 shutil.rmtree(out)
             mlmodel.save(str(out))
             canonicalize(out)  # same model, same bytes (see reproducible.py)
+            details = {"deployment_target": target, "compute_precision": compute, "weights_bytes": _weights_bytes(out)}
+            if precision not in ("fp32", "fp16"):  # what really is stored compressed (small weights are not)
+                details.update(compress.weight_share(out, eight_bit=precision in _EIGHT_BIT))
             yield Artifact(
                 path=out,
                 format=self.name,
                 precision=precision,
                 runtime=self.runtime,
-                route=route,
-                details={"deployment_target": target, "compute_precision": compute, "weights_bytes": _weights_bytes(out)},
+                route=route + how,  # how the recipe was found is not in the package: a reused recipe gives the same bytes
+                extra_files=extra.pop("_files", []),
+                details={**details, **extra},
                 tool_versions=versions,
             )
+
+    def _int8_auto(self, job: FormatJob, mlmodel, package: Path):
+        """Search (or reuse) the recipe, then W8A8 with it over every calibration sample:
+        (model, route detail, details with the recipe and its file, how the recipe was found)."""
+        from ...quantize_search import details, recipe_for, recipe_path
+        from .auto import CoreMLBackend
+
+        backend = CoreMLBackend(mlmodel, package, job.source, job.workdir, job.progress.track)
+        recipe = recipe_for(job, self.name, backend)
+        model = backend.quantise(recipe.base, recipe.precision_of(), list(job.calibration))
+        c = recipe.counts()
+        how = "reused recipe " + recipe.search.get("from", "") if recipe.search.get("reused") else f"searched over {recipe.search.get('candidates')} candidates"
+        b = recipe.base
+        detail = (
+            f" ({c['int8']} activations int8, {c['float']} float; ranges: true min/max over {len(job.calibration)} samples, margin {b['range_margin']:g}; "
+            f"weights int8 {'per channel' if b['per_channel'] else 'per tensor'}, above {b['weight_threshold']} elements)"
+        )
+        out = details(recipe)
+        floats = [la["name"] for la in recipe.layers if la["precision"] == "float"]
+        if floats:  # why its weight share can be low (the report's size note)
+            out["uncompressed_reason"] = (
+                f"its {len(floats)} float layer(s) ({', '.join(floats[:4])}{', ...' if len(floats) > 4 else ''}) and the ops reading them "
+                f"keep {job.options['compute_precision']} weights"
+            )
+        out["_files"] = [recipe.write(recipe_path(job))]
+        return model, detail, out, f"; {how}"

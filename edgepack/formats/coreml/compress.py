@@ -18,6 +18,11 @@ from ...types import Sample
 from ..._coremltools import coremltools, no_progress_bars
 
 
+# coremltools' default (OpLinearQuantizerConfig / OpPalettizerConfig): weights of at most this many
+# elements are left uncompressed (Core ML's uncompressed_reason)
+WEIGHT_THRESHOLD = 2048
+
+
 def _cto():
     coremltools()
     import coremltools.optimize.coreml as cto
@@ -25,9 +30,18 @@ def _cto():
     return cto
 
 
+def int8_weight_config(*, per_channel: bool = True, weight_threshold: int = WEIGHT_THRESHOLD, keep_float: tuple[str, ...] = ()):
+    """int8 weights; coremltools leaves weights of at most `weight_threshold` elements in float, and
+    those of the ops named in `keep_float`."""
+    cto = _cto()
+    return cto.OptimizationConfig(global_config=cto.OpLinearQuantizerConfig(
+        mode="linear_symmetric", dtype="int8", granularity="per_channel" if per_channel else "per_tensor", weight_threshold=weight_threshold),
+        op_name_configs={name: None for name in keep_float})
+
+
 def int8_weights(mlmodel):
     cto = _cto()
-    cfg = cto.OptimizationConfig(global_config=cto.OpLinearQuantizerConfig(mode="linear_symmetric", dtype="int8", granularity="per_channel"))
+    cfg = int8_weight_config()
     with no_progress_bars():
         return cto.linear_quantize_weights(mlmodel, cfg)
 
@@ -84,18 +98,19 @@ def activation_stats(mlmodel, package: Path, samples: list[Sample], track: Calla
     return stats
 
 
-def w8a8(mlmodel, package: Path, samples: list[Sample], track: Callable):
-    """Activations int8 from emulator-calibrated ranges, then int8 weights."""
+def quantize_activations(mlmodel, stats: dict[str, dict[str, float]], keep_float: tuple[str, ...] = (), weights=None, program_only: bool = False):
+    """coremltools' insert_prefix/suffix_quantize_dequantize_pair passes over `stats` (int8
+    activations), then the quantize/dequantize pairs of the vars in `keep_float` taken out again
+    (those activations stay float; int8_auto's fallbacks), then, given a weight config
+    (int8_weight_config), int8 weights in the same conversion. `program_only`: the pymil program,
+    not converted back to a model."""
     ct = coremltools()
     cto = _cto()
     from coremltools.converters.mil.frontend.milproto import load as milproto_load
+    from coremltools.converters.mil.mil.passes.graph_pass import AbstractGraphPass, PassOption
     from coremltools.converters.mil.mil.passes.pass_registry import PASS_REGISTRY
-    from coremltools.converters.mil.mil.passes.graph_pass import PassOption
     from coremltools.models import utils as model_utils
 
-    stats = activation_stats(mlmodel, package, samples, track)
-    if not stats:
-        raise ConversionError(f"{package.name}: no float activations were observed; W8A8 has nothing to calibrate")
     config = cto.OptimizationConfig(global_config=cto.OpLinearQuantizerConfig(mode="linear_symmetric"))
     passes = []
     for name in ("compression::insert_prefix_quantize_dequantize_pair", "compression::insert_suffix_quantize_dequantize_pair"):
@@ -103,12 +118,80 @@ def w8a8(mlmodel, package: Path, samples: list[Sample], track: Callable):
         p.set_options([PassOption("config", config), PassOption("activation_stats", stats)])
         passes.append(p)
     passes.append(PASS_REGISTRY["common::dequantize_quantize_pair_elimination"])
-    with no_progress_bars():
-        a8 = model_utils._apply_graph_pass(
-            mlmodel,
-            passes,
-            spec_version=max(ct._SPECIFICATION_VERSION_IOS_17, mlmodel.get_spec().specificationVersion),
-            pymil_load_func=milproto_load.load,
-            skip_model_load=True,
-        )
-    return int8_weights(a8), len(stats)
+    if keep_float:
+        class _KeepFloat(AbstractGraphPass):
+            def apply(self, prog):
+                for fn in prog.functions.values():
+                    _drop_quantize_dequantize(fn, set(keep_float))
+
+        passes.append(_KeepFloat())
+    if weights is not None:
+        wq = PASS_REGISTRY["compression::linear_quantize_weights"]
+        wq.set_options([PassOption("config", weights), PassOption("joint_compression", False)])
+        passes.append(wq)
+    from coremltools.converters.mil.converter import _reset_conversion_state
+
+    # the passes name new ops from a process-wide counter that every conversion resets when done; a
+    # pass run with no conversion after it (program_only) leaves it counting, and the next model
+    # would get other op names: the same model, other bytes. Start and leave it as a conversion does.
+    _reset_conversion_state()
+    try:
+        with no_progress_bars():
+            return model_utils._apply_graph_pass(
+                mlmodel,
+                passes,
+                spec_version=max(ct._SPECIFICATION_VERSION_IOS_17, mlmodel.get_spec().specificationVersion),
+                pymil_load_func=milproto_load.load,
+                skip_model_load=True,
+                return_pymil_prog=program_only,
+            )
+    finally:
+        _reset_conversion_state()
+
+
+def _drop_quantize_dequantize(block, names: set[str]) -> None:
+    """Every quantize of a var in `names`, and its dequantizes, out: their users read the var."""
+    with block:
+        for op in list(block.operations):
+            if op.op_type != "quantize" or op.inputs["input"].name not in names:
+                continue
+            src = op.inputs["input"]
+            dqs = [c for c in op.outputs[0].child_ops if c.op_type == "dequantize"]
+            if len(dqs) != len(op.outputs[0].child_ops):
+                continue  # an int8 value used as such: leave it
+            for dq in dqs:
+                block.replace_uses_of_var_after_op(anchor_op=dq, old_var=dq.outputs[0], new_var=src, force_replace=True)
+            block.remove_ops([*dqs, op])
+
+
+def w8a8(mlmodel, package: Path, samples: list[Sample], track: Callable):
+    """Activations int8 from emulator-calibrated ranges, then int8 weights."""
+    stats = activation_stats(mlmodel, package, samples, track)
+    if not stats:
+        raise ConversionError(f"{package.name}: no float activations were observed; W8A8 has nothing to calibrate")
+    return int8_weights(quantize_activations(mlmodel, stats)), len(stats)
+
+
+def weight_share(package: Path, eight_bit: bool) -> dict[str, float | int]:
+    """How much of a saved package's weights really are stored compressed: elements of constexpr_*
+    ops (int8/int4 quantised, palettised: all 8 bits or fewer) over those plus the elements of every
+    float const of at least WEIGHT_MIN_ELEMENTS (the consts a constexpr op reads are its storage, not
+    more weights). `eight_bit`: also as `int8_weight_share` (the int8-family variants)."""
+    from ...runtimes.coreml_emulator.loader import load_program
+    from .spec_reader import WEIGHT_MIN_ELEMENTS
+
+    program, _spec = load_program(Path(package))
+    total = low = 0
+    for fn in program.functions.values():
+        for op in fn.operations:
+            if op.op_type.startswith("constexpr_"):
+                n = int(np.prod(op.outputs[0].shape))
+                total, low = total + n, low + n
+            elif op.op_type == "const":
+                val, users = op.outputs[0].val, op.outputs[0].child_ops
+                if isinstance(val, np.ndarray) and val.dtype.kind == "f" and val.size >= WEIGHT_MIN_ELEMENTS:
+                    if not (users and all(u.op_type.startswith("constexpr_") for u in users)):
+                        total += int(val.size)
+    share = round(low / total, 4) if total else 0.0
+    out = {"compressed_weight_share": share, "weight_elements": total, "compressed_weight_elements": low}
+    return {"int8_weight_share": share, **out} if eight_bit else out

@@ -1,0 +1,225 @@
+"""int8_auto for Core ML: the search's Backend over W8A8 (compress.py), run in edgepack's emulator.
+
+A layer is an activation that W8A8 quantises (coremltools' insert_prefix/suffix_quantize_dequantize
+passes put a quantize/dequantize pair on it), named after the MIL op that computes it, without the
+`_cast_fp16`-style suffix coremltools adds (so `conv2d`, `conv2d_1`: the torch graph's node names,
+the same in every conversion of the model): a conv/linear/add followed by its activation is one
+layer (`conv+relu`), the model's inputs are layers too (`input`). Core ML quantises activations to
+int8 or uint8 only (MIL's quantize op; OpLinearQuantizerConfig's 4-bit dtypes are for weights), so
+the one fallback is "float": the layer's quantize/dequantize pair is taken out again, and the
+weights of its op and of the ops that read it stay in the compute precision (as ORT's exclusion
+keeps a layer and its consumers float). Every other weight is int8, however small (base
+"weight_threshold" 0; coremltools' default 2048 leaves a small model's weights fp16), so the
+artifact stays at most 0.5x the fp32 weights. Keeping a float layer's consumers' weights int8 was
+measured not to work: on tests' outlier_net, conv2's per-output-channel int8 weights crush its
+1/100 weights that read the outlier channel, and even every activation float missed the budget
+(min_cosine 0.9695, top-1 agreement below 0.95).
+
+Every candidate is made from one activation_stats pass per set of samples (the emulator's true
+min/max), widened by base["range_margin"], saved as a .mlpackage in a temp folder under the work
+folder and run in the emulator.
+"""
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ...quantize_search.sensitivity import CAP_DB, SOUND_INPUT_DB, added_noise_db, channel_sqnr_db, default_axis
+from . import compress
+
+_SUFFIXES = ("_cast_fp16", "_cast_fp32", "_cast")
+_CORE_OPS = {"conv", "linear", "add", "avg_pool", "max_pool"}  # what the passes quantise around
+_WEIGHTED = {"conv", "linear", "conv_transpose", "matmul"}  # ops whose const weights int8_weights quantises
+_ACTIVATIONS = {"leaky_relu", "tanh", "scaled_tanh", "sigmoid", "hard_sigmoid", "relu", "relu6"}  # fused by the suffix pass
+
+
+def _short(name: str) -> str:
+    for suffix in _SUFFIXES:
+        if name.endswith(suffix):
+            return name[: -len(suffix)]
+    return name
+
+
+def _quantised(program) -> dict[str, str]:
+    """{var name: the dequantize output its users read} for every activation with a Q/DQ pair."""
+    out = {}
+    for fn in program.functions.values():
+        for op in fn.operations:
+            if op.op_type == "quantize":
+                dq = [c for c in op.outputs[0].child_ops if c.op_type == "dequantize"]
+                if dq:
+                    out[op.inputs["input"].name] = dq[0].outputs[0].name
+    return out
+
+
+class CoreMLBackend:
+    fallback_options = ("float",)
+
+    def __init__(self, mlmodel, package: Path, source, work: Path, track):
+        self.mlmodel = mlmodel  # the float (compute precision) model, converted once per build
+        self.package = Path(package)  # ... and saved: the emulator reads it
+        self.source = source
+        self.track = track
+        self._tmp = Path(tempfile.mkdtemp(prefix="int8_auto.", dir=work))
+        self._n = 0
+        self._layers: list[dict[str, Any]] | None = None
+        self._stats: dict[tuple, dict] = {}
+        self._float_session = None
+
+    # -- the model -------------------------------------------------------------------------
+    def layers(self) -> list[dict[str, Any]]:
+        if self._layers is None:
+            prog = self.mlmodel._mil_program
+            fn = prog.functions["main"]
+            inputs = set(fn.inputs)
+            dummy = {}
+            for op in fn.operations:
+                for v in op.outputs:
+                    dummy[v.name] = {"rmin": -1.0, "rmax": 1.0}
+            dummy.update({n: {"rmin": -1.0, "rmax": 1.0} for n in inputs})
+            # which vars the passes quantise: the ranges do not matter for that
+            marked = set(_quantised(compress.quantize_activations(self.mlmodel, dummy, program_only=True)))
+            producer = {v.name: op for op in fn.operations for v in op.outputs}
+            order = {v.name: i for i, op in enumerate(fn.operations) for v in op.outputs}
+            layers, seen = [], set()
+            for var in sorted(marked, key=lambda n: order.get(n, -1)):
+                op = producer.get(var)
+                if var in inputs or (op is not None and op.op_type == "cast" and op.inputs["x"].name in inputs):
+                    la = {"name": var if var in inputs else op.inputs["x"].name, "op_type": "input", "var": var, "ins": [], "ops": []}
+                elif op is None:
+                    continue
+                else:
+                    core = op
+                    x = op.inputs.get("x")
+                    if op.op_type in _ACTIVATIONS and x is not None and x.op is not None and x.op.op_type in _CORE_OPS and len(x.child_ops) == 1:
+                        core = x.op
+                    kind = core.op_type if core is op else f"{core.op_type}+{op.op_type}"
+                    ins = [v.name for k, v in core.inputs.items() if k in ("x", "y") and (v.op is None or v.op.op_type != "const")]
+                    la = {"name": _short(core.outputs[0].name), "op_type": kind, "var": var, "ins": ins, "ops": [core.name] if core.op_type in _WEIGHTED else []}
+                # a float layer computes in float, and so do the ops that read it (as in ORT's exclusion)
+                la["ops"] += [c.name for c in producer[var].outputs[0].child_ops if c.op_type in _WEIGHTED] if var in producer else []
+                la["ops"] += [c.name for c in fn.inputs[var].child_ops if c.op_type in _WEIGHTED] if var in inputs else []
+                if la["name"] in seen:  # two vars with one short name: keep the full one
+                    la["name"] = var
+                seen.add(la["name"])
+                layers.append(la)
+            self._layers = layers
+        return [{"name": la["name"], "op_type": la["op_type"]} for la in self._layers]
+
+    def base(self) -> dict[str, Any]:
+        # every weight in int8, however small (coremltools' default threshold would leave weights of
+        # up to 2048 elements in float: no smaller than fp16 on a small model)
+        return {"method": "minmax", "per_channel": True, "range_margin": 0.0, "weight_threshold": 0}
+
+    def fixes(self, base: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+        # no percentile range: the emulator's calibration keeps each activation's min and max only
+        out = []
+        if not base["per_channel"]:
+            out.append(("per-channel weights", {**base, "per_channel": True}))
+        out.append(("range margin 0.1", {**base, "range_margin": 0.1}))
+        return out
+
+    # -- candidates ------------------------------------------------------------------------
+    def stats(self, samples: list) -> dict[str, dict[str, float]]:
+        key = tuple(id(s) for s in samples)
+        if key not in self._stats:
+            self._stats[key] = compress.activation_stats(self.mlmodel, self.package, samples, self.track)
+        return self._stats[key]
+
+    def quantise(self, base: dict[str, Any], precisions: dict[str, str], samples: list):
+        """The int8_auto MLModel of `base` and `precisions`, calibrated on `samples`."""
+        self.layers()
+        m = float(base.get("range_margin", 0.0))
+        stats = {}
+        for k, s in self.stats(samples).items():
+            w = m * (s["rmax"] - s["rmin"])
+            stats[k] = {"rmin": s["rmin"] - w, "rmax": s["rmax"] + w}
+        floats = [la for la in self._layers if precisions.get(la["name"], "int8") == "float"]
+        weights = compress.int8_weight_config(
+            per_channel=bool(base["per_channel"]), weight_threshold=int(base.get("weight_threshold", compress.WEIGHT_THRESHOLD)),
+            keep_float=tuple(sorted({o for la in floats for o in la["ops"]})),
+        )
+        return compress.quantize_activations(self.mlmodel, stats, tuple(la["var"] for la in floats), weights)
+
+    def build(self, base, precisions, samples) -> Path:
+        self._n += 1
+        path = self._tmp / f"cand{self._n}.mlpackage"
+        self.quantise(base, precisions, samples).save(str(path))
+        return path
+
+    def session(self, path: Path):
+        from ...runtimes.coreml_emulator import load_mlpackage
+        from ...runtimes.coreml_emulator.runtime import CoreMLEmulatorSession, _image_inputs
+
+        s = CoreMLEmulatorSession(load_mlpackage(path), tuple(self.source.inputs), tuple(self.source.outputs))
+        s._pixels = _image_inputs(Path(path), s._in_names)
+        return s
+
+    def run(self, candidate: Path, samples: list) -> list[list[np.ndarray]]:
+        s = self.session(candidate)
+        return [s.run(x) for x in samples]
+
+    def size(self, candidate: Path) -> int:
+        return sum(f.stat().st_size for f in Path(candidate).rglob("*") if f.is_file())
+
+    def _values(self, session, sample, names: set[str]) -> dict[str, np.ndarray]:
+        seen: dict[str, np.ndarray] = {}
+
+        def observe(name, _op_type, value):
+            if name in names:
+                seen[name] = np.array(value, np.float32)
+
+        session.model.run(session.raw_feeds(sample), observe=observe)
+        return seen
+
+    def layer_errors(self, candidate: Path, samples: list) -> dict[str, float] | None:
+        """Each layer's own error (dB, lower = more sensitive), from the emulator's observe hook: its
+        output rounding in the candidate's own run, and the noise its output has beyond its inputs'
+        (against the float model's same vars), whichever is worse."""
+        self.layers()
+        cand = self.session(candidate)
+        dq = _quantised(cand.model.program)
+        plan = {la["name"]: la for la in self._layers if la["var"] in dq}
+        if not plan:
+            return None
+        if self._float_session is None:
+            self._float_session = self.session(self.package)
+        ref_names = {n for la in plan.values() for n in (la["var"], *la["ins"])}
+        art_names = {n for la in plan.values() for n in (la["var"], dq[la["var"]], *(dq.get(i, i) for i in la["ins"]))}
+        acc: dict[str, list[float]] = {}
+        for smp in samples:
+            ref = self._values(self._float_session, smp, ref_names)
+            art = self._values(cand, smp, art_names)
+            for name, la in plan.items():
+                v, q = la["var"], art.get(dq[la["var"]])
+                if q is None or v not in ref or v not in art:
+                    continue
+                axis = default_axis(ref[v].shape)
+                own = channel_sqnr_db(np.clip(art[v], q.min(), q.max()), q, axis)
+                ins = [(ref[i], art[dq.get(i, i)]) for i in la["ins"] if i in ref and dq.get(i, i) in art]
+                in_db = min((channel_sqnr_db(r, a, default_axis(r.shape)) for r, a in ins if r.shape == a.shape), default=CAP_DB)
+                added = added_noise_db(channel_sqnr_db(ref[v], q, axis), in_db) if in_db >= SOUND_INPUT_DB else CAP_DB
+                # ties (two layers that both round a channel to nothing: 0 dB) go to the one with
+                # more such channels: its median channel, at a weight too small to matter otherwise
+                acc.setdefault(name, []).append(min(own, added) + 1e-3 * _median_channel_db(art[v], q, axis))
+        return {k: float(min(v)) for k, v in acc.items()}
+
+
+def _median_channel_db(ref: np.ndarray, q: np.ndarray, axis: int) -> float:
+    """The median per-channel SQNR (dB, capped) of `q` against `ref` (channels with no signal left out)."""
+    ref = np.asarray(ref, np.float64)
+    q = np.asarray(q, np.float64).reshape(ref.shape)
+    if ref.ndim == 0 or ref.size == 0:
+        return CAP_DB
+    axis %= ref.ndim
+    r = np.moveaxis(ref, axis, 0).reshape(ref.shape[axis], -1)
+    e = np.moveaxis(q - ref, axis, 0).reshape(r.shape)
+    sig, noise = (r**2).mean(axis=1), (e**2).mean(axis=1)
+    live = sig > 0
+    if not live.any():
+        return CAP_DB
+    db = np.where(noise[live] > 0, 10 * np.log10(sig[live] / np.maximum(noise[live], 1e-300)), CAP_DB)
+    return float(np.clip(np.median(db), -CAP_DB, CAP_DB))
