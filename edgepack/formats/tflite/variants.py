@@ -62,11 +62,7 @@ def _recipe(v: Variant, per_channel: bool, float_scopes: tuple[str, ...] = (), l
         rm.add_quantization_config(
             ".*",
             ops.ALL_SUPPORTED,
-            op_config=qtyping.OpQuantizationConfig(
-                weight_tensor_config=qtyping.TensorQuantizationConfig(num_bits=16, dtype=qtyping.TensorDataType.FLOAT),
-                compute_precision=qtyping.ComputePrecision.FLOAT,
-                explicit_dequantize=True,
-            ),
+            op_config=_fp16_weights(qtyping),
             algorithm_key=algorithm_manager.AlgorithmName.FLOAT_CASTING,
         )
     elif v.kind == "dynamic":
@@ -105,11 +101,24 @@ def layer_config(rm, scope: str, op_key: str, precision: str, granularity) -> st
         algo, cfg = rm.get_quantization_configs(key, scope)
         ok = algo != none and cfg.compute_precision == qtyping.ComputePrecision.FLOAT and cfg.explicit_dequantize
         got = "float_w8" if ok else "float"
+    if got == "float_w16":  # fp16 weights, DEQUANTIZE to float32 (the fp16 variant's config, for one op)
+        cast = algorithm_manager.AlgorithmName.FLOAT_CASTING
+        rm.add_quantization_config(regex, ops.ALL_SUPPORTED, op_config=_fp16_weights(qtyping), algorithm_key=cast)
+        algo, _cfg = rm.get_quantization_configs(key, scope)
+        got = "float_w16" if algo == cast else "float"
     if got == "float":
         rm.add_quantization_config(regex, ops.ALL_SUPPORTED, algorithm_key=none)
     for io_op in (ops.INPUT, ops.OUTPUT):  # the graph's edges stay float even where this scope names an output tensor
         rm.add_quantization_config(regex, io_op, algorithm_key=none)
     return got
+
+
+def _fp16_weights(qtyping):
+    return qtyping.OpQuantizationConfig(
+        weight_tensor_config=qtyping.TensorQuantizationConfig(num_bits=16, dtype=qtyping.TensorDataType.FLOAT),
+        compute_precision=qtyping.ComputePrecision.FLOAT,
+        explicit_dequantize=True,
+    )
 
 
 def make(
