@@ -198,3 +198,44 @@ def test_build_int8_auto_and_reuse_its_recipe_byte_for_byte(outlier, tmp_path):
         f"edgepack: error: [auto] tflite int8_auto failed at quantise: {other}: the recipe names 1 layer(s) this model "
         "does not have (e.g. 'another_model/conv;1'); it was made for another model: drop the recipe to search again"
     )
+
+
+@pytest.mark.slow
+def test_detector_head_falls_back_the_concat_alone_to_int16(tmp_path):
+    """One output of boxes (0..320) and scores (0..1): plain int8's one scale crushes the scores;
+    the search gives the Concat (the graph output) int16, and the .tflite stays 0.3x fp32."""
+    import torch
+
+    from edgepack.formats.base import FormatJob
+    from edgepack.formats.tflite import routes
+    from edgepack.formats.tflite.auto import TfliteBackend
+    from edgepack.formats.tflite.build_steps import int8_weight_share
+    from edgepack.profiles import QuantSettings
+    from edgepack.progress import Silent
+    from edgepack.quantize_search import Budget, search
+    from edgepack.sources.base import load_source
+    from edgepack.validate.tolerances import Threshold
+    from int8_auto_models import DETECTOR_TOLERANCES, detector_head
+
+    src = load_source(str(save_pt2(detector_head(), (torch.randn(1, 3, 32, 32),), tmp_path / "det.pt2")))
+    rng = np.random.default_rng(0)
+    samples = [{"image": rng.standard_normal((1, 3, 32, 32)).astype(np.float32)} for _ in range(24)]
+    job = FormatJob(
+        source=src, precisions=("int8_auto",), options={"layout": "nhwc", "allow_flex": False, "recipe": ""},
+        quantization=QuantSettings(), calibration=samples, workdir=tmp_path, stem="det", progress=Silent(),
+    )
+    fm = routes.float_model(job, "nhwc")
+    be = TfliteBackend(job, fm, "nhwc")
+    out = src.outputs[0].name
+    th = {"min_cosine": Threshold(0.99, "defaults.int8_auto"), **{k: Threshold(v, "tolerances") for k, v in DETECTOR_TOLERANCES.items()}}
+    recipe = search("tflite", be, Budget((out,), {out: th}), samples, lambda ss: [list(src.run(s)) for s in ss])
+    first = recipe.steps[0]
+    assert not first["passed"] and first["values"][out]["mean_abs"] > 0.4 and first["values"][out]["min_cosine"] > 0.9999
+    concat = next(la for la in recipe.layers if la["op_type"] == "CONCATENATION")
+    assert recipe.fallbacks == [concat["name"]] and concat["precision"] == "int16" and concat["sensitivity_db"] < 3
+    assert recipe.search["candidates"] <= 4  # full int8, the two fixes, one fallback
+    chosen = next(st for st in recipe.steps if st["passed"])
+    assert chosen["values"][out]["mean_abs"] < 0.06
+    content = be.build(recipe.base, recipe.precision_of(), samples)
+    assert len(content) < 0.35 * len(fm.content)
+    assert int8_weight_share(_graph(content))["int8_weight_share"] == 1.0
