@@ -2,7 +2,10 @@
 
 The budget is the cell's own tolerances, resolved exactly as the gate resolves them (per output,
 per format: validate/tolerances.py), so a recipe that meets it on the search-check samples is
-judged by the same thresholds on the held-out samples afterwards. The searcher runs in the
+judged by the same thresholds on the held-out samples afterwards. The search judges its few
+search-check samples with SEARCH_HEADROOM: each threshold a quarter of the way tighter towards a
+perfect figure (cosine 0.99 -> 0.9925, max_abs 2.0 -> 1.5), so that a recipe that only just meets
+the budget on them does not miss it on the held-out samples. The searcher runs in the
 converter worker, which has no profile: the parent resolves the thresholds (cell_budget) and
 sends them with the cell.
 """
@@ -13,9 +16,26 @@ from typing import Any
 
 import numpy as np
 
-from ..validate.parity import error_stats, judge
+from ..validate.parity import METRICS, error_stats, judge
 from ..validate.output_kinds import classify
 from ..validate.tolerances import Threshold
+
+
+SEARCH_HEADROOM = 0.25
+
+
+def searched_value(key: str, value: float, headroom: float = SEARCH_HEADROOM) -> float:
+    """The threshold the search holds a candidate to: `headroom` of the way from the gate's
+    threshold to a perfect figure (1 for agreement/cosine keys, 0 for error keys; a SQNR floor
+    rises by the dB of that noise share)."""
+    op = METRICS.get(key, (None, ">="))[1]
+    if headroom <= 0:
+        return value
+    if op == "<=":
+        return value * (1 - headroom)
+    if value <= 1:
+        return value + headroom * (1 - value)
+    return value - 10 * float(np.log10(1 - headroom))
 
 
 @dataclass(frozen=True)
@@ -25,7 +45,11 @@ class Budget:
     kinds: dict[str, str] = field(default_factory=dict)  # declared output kinds ([outputs.NAME] kind)
 
     def to_json(self) -> dict[str, Any]:
-        return {o: {k: {"value": t.value, "source": t.source} for k, t in th.items()} for o, th in self.thresholds.items()}
+        """{output: {key: {"value": the gate's threshold, "source", "searched": the search's}}}"""
+        return {
+            o: {k: {"value": t.value, "source": t.source, "searched": round(searched_value(k, t.value), 9)} for k, t in th.items()}
+            for o, th in self.thresholds.items()
+        }
 
 
 def cell_budget(profile, fmt: str, precision: str, output_names: list[str]) -> Budget:
@@ -57,13 +81,20 @@ def _relative(margin: float | None, threshold: float) -> float:
     return margin / max(abs(threshold), 1e-6)
 
 
-def evaluate(budget: Budget, refs: list[list[np.ndarray]], outs: list[list[np.ndarray]]) -> Figures:
-    """Every check of the budget on these samples (refs/outs: per sample, outputs in order)."""
+def failed(reason: str) -> Figures:
+    """The figures of a candidate that could not be built or run."""
+    return Figures(False, -1e9, {}, (reason,), None)
+
+
+def evaluate(budget: Budget, refs: list[list[np.ndarray]], outs: list[list[np.ndarray]], headroom: float = SEARCH_HEADROOM) -> Figures:
+    """Every check of the budget on these samples (refs/outs: per sample, outputs in order), each
+    threshold tightened by `headroom` (searched_value)."""
     values, failures = {}, []
     worst, binding = float("inf"), None
     for i, name in enumerate(budget.outputs):
         r, o = [x[i] for x in refs], [x[i] for x in outs]
-        s = judge(error_stats(name, r, o, classify(name, r, declared=budget.kinds.get(name))), budget.thresholds.get(name, {}))
+        th = {k: Threshold(searched_value(k, t.value, headroom), t.source) for k, t in budget.thresholds.get(name, {}).items()}
+        s = judge(error_stats(name, r, o, classify(name, r, declared=budget.kinds.get(name))), th)
         values[name] = {c.metric: (c.value if c.value is not None else float("nan")) for c in s.checks}
         if s.nonfinite:
             failures.append(f"output '{name}': {s.nonfinite_values} non-finite values")

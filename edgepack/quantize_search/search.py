@@ -19,7 +19,12 @@ the budget; the gate's held-out samples are never seen here.
 
 Cost: one build and one check run per candidate. After plain int8 and the fixes, the number of
 fallbacks grows 1, 2, 3, 4, 6, 8, 12, ... and the first passing count is bisected down, so a model
-with N layers costs about 2·log2(N) candidates per fallback option, not N.
+with N layers costs about 2·log2(N) candidates per fallback option, not N. After the first four
+counts, one candidate with every layer at the option tells whether the option can meet the budget
+at all; when it cannot, the search moves to the next option at once.
+
+A candidate that cannot be built or run (a quantiser or runtime error) fails its trial with the
+error as its reason; it never fails the cell by itself.
 """
 from __future__ import annotations
 
@@ -28,7 +33,8 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from ..errors import ConversionError
-from .budget import Budget, Figures, evaluate
+from ..errors import first_line
+from .budget import SEARCH_HEADROOM, Budget, Figures, evaluate, failed
 from .recipe import Recipe
 
 
@@ -42,6 +48,9 @@ class Backend(Protocol):
     def run(self, candidate: Any, samples: list) -> list[list]: ...
     def size(self, candidate: Any) -> int: ...
     def layer_errors(self, candidate: Any, samples: list) -> dict[str, float] | None: ...
+
+
+FIX_MIN_GAIN = 0.25  # a fix is kept when it closes at least this share of the gap to the budget
 
 
 def split_calibration(samples: list) -> tuple[list, list]:
@@ -82,12 +91,18 @@ def search(
     built = [0]
 
     def trial(base, precisions, label, record=True) -> tuple[Figures, Any]:
-        cand = backend.build(base, precisions, fit)
         built[0] += 1
-        fig = evaluate(budget, refs, backend.run(cand, check))
+        try:
+            cand = backend.build(base, precisions, fit)
+            fig = evaluate(budget, refs, backend.run(cand, check))
+        except (KeyboardInterrupt, MemoryError):
+            raise
+        except Exception as exc:  # this candidate only: the quantiser or the runtime refused it
+            cand, fig = None, failed(f"candidate failed: {type(exc).__name__}: {first_line(exc)[:200]}")
         if record:
             moved = [n for n in names if precisions.get(n, "int8") != "int8"]
-            steps.append({"fallbacks": len(moved), "label": label, "layers": moved, "size_bytes": backend.size(cand), **fig.to_json()})
+            size = backend.size(cand) if cand is not None else None
+            steps.append({"fallbacks": len(moved), "label": label, "layers": moved, "size_bytes": size, **fig.to_json()})
         return fig, cand
 
     int8 = {n: "int8" for n in names}
@@ -97,13 +112,15 @@ def search(
     fixes = []
     if not best.passed:
         # The fixes compound: each is tried on top of the ones that helped before it (its change
-        # against the plain base, applied to the current base), and kept only if it raises the score.
+        # against the plain base, applied to the current base).
         plain, kept = dict(base), []
         for label, fixed in backend.fixes(plain):
             change = {k: v for k, v in fixed.items() if plain.get(k) != v}
             trying = {**base, **change}
             fig, c = trial(trying, int8, label, record=False)
-            helped = fig.score > best.score
+            # kept only when it closes a real share of the distance to the budget: a whole-model change
+            # that barely helps (a percentile range that clips every tensor) costs the fallbacks later
+            helped = fig.passed or fig.score - best.score >= FIX_MIN_GAIN * -best.score
             fixes.append({"fix": label, "on_top_of": list(kept), "score": round(fig.score, 6), "passed": fig.passed, "helped": helped})
             if helped:
                 base, best, cand = trying, fig, c
@@ -113,8 +130,8 @@ def search(
                 break
     chosen = int8
     if not best.passed:
-        errors = backend.layer_errors(cand, fit[: min(4, len(fit))])
-        how = "per-layer error map"
+        errors = backend.layer_errors(cand, fit[: min(4, len(fit))]) if cand is not None else {}
+        how = "per-layer error map" if cand is not None else "none (full int8 did not run): graph order"
         if errors is None:  # skip-one trials: the score each layer's own fallback wins
             how = "skip-one trials"
             opt = backend.fallback_options[0]
@@ -138,9 +155,18 @@ def search(
             def at(k: int) -> dict[str, str]:
                 return {**int8, **{n: option for n in order[:k]}}
 
-            last_fail = 0
-            for k in schedule(len(order)):
-                fig, _ = trial(round_base, at(k), f"{k} to {option}{note}")
+            last_fail, n_all = 0, len(order)
+            for k in schedule(n_all):
+                if k > 4 and (option + note, n_all) not in tried:  # can this option meet the budget at all?
+                    fig, _ = trial(round_base, at(n_all), f"{n_all} to {option}{note}")
+                    tried[(option + note, n_all)] = fig
+                    best = fig if fig.score > best.score else best
+                    if not fig.passed:
+                        break
+                if k == n_all and (option + note, k) in tried:
+                    fig = tried[(option + note, k)]
+                else:
+                    fig, _ = trial(round_base, at(k), f"{k} to {option}{note}")
                 tried[(option + note, k)] = fig
                 if fig.score > best.score:
                     best = fig
@@ -160,7 +186,8 @@ def search(
             worst = best.failures[0] if best.failures else ""
             raise ConversionError(
                 f"int8_auto: the budget is not met on the search-check samples even with every layer at "
-                f"{backend.fallback_options[-1]}{rounds[-1][2]} (best: {worst}); loosen [tolerances.int8_auto] or use fp16/fp32"
+                f"{backend.fallback_options[-1]}{rounds[-1][2]} (best: {worst}; the search holds each threshold {SEARCH_HEADROOM:.0%} "
+                "of the way tighter than the gate); loosen [tolerances.int8_auto] or use fp16/fp32"
             )
         sens_how = how
     else:
