@@ -1,11 +1,15 @@
 """Build the real-model tier for every shipped target and summarise each cell.
 
     python tests/real_models/build_real.py [MODEL ...] [--out DIR] [--json FILE]
+    python tests/real_models/build_real.py --int8-auto [MODEL ...]     # int8 against int8_auto
 
 Each model is built with `edgepack build MODEL -c CALIB -t android-arm64 -t linux-arm64 -t iphone
 --no-latency` in a subprocess (the command a user runs); the result per cell (target, format,
 precision) is its status and, for built cells, the worst output's cosine and the size. The
 README's real-model table comes from this script's Markdown.
+
+`--int8-auto` builds int8_auto.toml instead (each format's plain int8 beside its int8_auto) and
+prints the README's int8 / int8_auto table: cosine, size, and the recipe's fallbacks.
 """
 from __future__ import annotations
 
@@ -22,12 +26,13 @@ sys.path.insert(0, str(HERE))
 from models import MODELS, prepare  # noqa: E402
 
 TARGETS = ("android-arm64", "linux-arm64", "iphone")
+INT8_AUTO = str(HERE / "int8_auto.toml")
 
 
-def build(name: str, work: Path) -> dict:
+def build(name: str, work: Path, targets: tuple[str, ...] = TARGETS, extra: tuple[str, ...] = ()) -> dict:
     spec, calib = prepare(name, work / "inputs")
-    out = work / f"out_{name}"
-    cmd = [sys.executable, "-m", "edgepack", "build", spec, "-c", str(calib), *sum((["-t", t] for t in TARGETS), []), "-o", str(out), "--no-latency", "--quiet", "--force"]
+    out = work / (f"out_{name}" if targets == TARGETS else f"out_{name}.{Path(targets[0]).stem}")
+    cmd = [sys.executable, "-m", "edgepack", "build", spec, "-c", str(calib), *sum((["-t", t] for t in targets), []), "-o", str(out), "--no-latency", "--quiet", "--force", *extra]
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True)
     took = time.perf_counter() - t0
@@ -47,7 +52,14 @@ def cells(report: Path) -> list[dict]:
     for c in rep["cells"]:
         a = arts.get((c["target"], c["format"], c["precision"]))
         cos = min((o["min_cosine"] for o in a["parity"]["outputs"] if o["min_cosine"] is not None), default=None) if a else None
-        rows.append({**c, "cosine": cos, "size_bytes": a["size_bytes"] if a else None, "failures": _failures(a) if a else []})
+        recipe = (a or {}).get("details", {}).get("recipe")
+        acc = next((o.get("accuracy_drop") for o in (a or {}).get("parity", {}).get("outputs", []) if o.get("accuracy_drop") is not None), None)
+        rows.append({
+            **c, "cosine": cos, "size_bytes": a["size_bytes"] if a else None, "failures": _failures(a) if a else [],
+            "accuracy_drop": acc, "int8_weight_share": (a or {}).get("details", {}).get("int8_weight_share"),
+            "fallbacks": None if recipe is None else {"names": recipe["fallbacks"], "counts": recipe["counts"],
+                                                      "candidates": recipe["search"].get("candidates"), "seconds": recipe["search"].get("seconds")},
+        })
     return rows
 
 
@@ -80,21 +92,61 @@ def markdown(results: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def _cell_text(c: dict | None) -> str:
+    if c is None:
+        return "–"
+    if c["status"] == "failed":
+        return f"❌ {c.get('stage')}: {str(c.get('reason', ''))[:60]}"
+    mark = "✅" if c["status"] == "passed" else "⚠️"
+    cos = "–" if c["cosine"] is None else f"{c['cosine']:.4f}"
+    size = "–" if c["size_bytes"] is None else f"{c['size_bytes'] / 1e6:.2f} MB"
+    acc = "" if c.get("accuracy_drop") is None else f", acc −{c['accuracy_drop']:.3f}"
+    return f"{mark} {cos}{acc}, {size}"
+
+
+def auto_markdown(results: list[dict]) -> str:
+    """One row per model and format: plain int8 (Core ML: w8a8) beside int8_auto, with the recipe."""
+    lines = ["| model | format | int8 (cosine, size) | int8_auto (cosine, size) | fallbacks | search |", "|---|---|---|---|---|---|"]
+    for r in results:
+        by = {}
+        for c in r.get("cells", []):
+            by.setdefault(c["format"], {})[c["precision"]] = c
+        for fmt, cells in by.items():
+            plain = next((c for p, c in cells.items() if p != "int8_auto"), None)
+            auto = cells.get("int8_auto")
+            fb = (auto or {}).get("fallbacks")
+            if fb:
+                k = fb["counts"]
+                moved = f"{k.get('int16', 0)} int16 + {k.get('float', 0)} float of {sum(k.values())}"
+                search = f"{fb['candidates']} candidates, {fb['seconds']:.0f} s" if fb.get("candidates") else "reused"
+            else:
+                moved = search = "–"
+            lines.append(f"| {r['model']} | {fmt} | {_cell_text(plain)} | {_cell_text(auto)} | {moved} | {search} |")
+        if "cells" not in r:
+            lines.append(f"| {r['model']} | – | exit {r['exit_code']}: {' '.join(r['stderr_tail'])[:120]} | – | – | – |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("models", nargs="*", default=list(MODELS))
     ap.add_argument("--out", default="build/real_models")
     ap.add_argument("--json", default=None)
+    ap.add_argument("--int8-auto", action="store_true", help="build int8_auto.toml: plain int8 beside int8_auto in every format")
+    ap.add_argument("--profile", default=INT8_AUTO, help="the profile --int8-auto builds (default: int8_auto.toml)")
+    ap.add_argument("-f", "--format", action="append", default=[], help="only these formats (passed to edgepack build)")
     args = ap.parse_args()
     work = Path(args.out).resolve()
+    targets = (args.profile,) if args.int8_auto else TARGETS
+    extra = tuple(sum((["-f", f] for f in args.format), []))
     results = []
     for name in args.models:
         print(f"building {name} ...", file=sys.stderr, flush=True)
-        results.append(build(name, work))
+        results.append(build(name, work, targets, extra))
         print(f"  exit {results[-1]['exit_code']} in {results[-1]['seconds']} s", file=sys.stderr, flush=True)
-    if args.json:
-        Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
-    print(markdown(results))
+        if args.json:  # after each model, so a long run can be read while it goes
+            Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
+    print(auto_markdown(results) if args.int8_auto else markdown(results))
 
 
 if __name__ == "__main__":
