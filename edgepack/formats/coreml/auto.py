@@ -6,14 +6,14 @@ passes put a quantize/dequantize pair on it), named after the MIL op that comput
 the same in every conversion of the model): a conv/linear/add followed by its activation is one
 layer (`conv+relu`), the model's inputs are layers too (`input`). Core ML quantises activations to
 int8 or uint8 only (MIL's quantize op; OpLinearQuantizerConfig's 4-bit dtypes are for weights), so
-the one fallback is "float": the layer's quantize/dequantize pair is taken out again, and the
-weights of its op and of the ops that read it stay in the compute precision (as ORT's exclusion
-keeps a layer and its consumers float). Every other weight is int8, however small (base
-"weight_threshold" 0; coremltools' default 2048 leaves a small model's weights fp16), so the
-artifact stays at most 0.5x the fp32 weights. Keeping a float layer's consumers' weights int8 was
-measured not to work: on tests' outlier_net, conv2's per-output-channel int8 weights crush its
-1/100 weights that read the outlier channel, and even every activation float missed the budget
-(min_cosine 0.9695, top-1 agreement below 0.95).
+the one fallback is "float": the layer's quantize/dequantize pair is taken out again, and its
+weights stay int8 like every other weight (base "weight_threshold" 0: however small; coremltools'
+default 2048 leaves a small model's weights fp16). When no count of such layers meets the budget,
+the last resort (base "float_weights" = the compute precision) keeps the weights of a float layer's
+op and of the ops that read it in fp16 (as ORT's exclusion keeps a layer and its readers float),
+still at most 0.5x the fp32 weights with fp16 compute. outlier_net needs it: conv2's per-output-
+channel int8 weights crush its 1/100 weights that read the outlier channel, so with int8 weights
+even every activation float misses (min_cosine 0.9695, top-1 agreement below 0.95).
 
 Every candidate is made from one activation_stats pass per set of samples (the emulator's true
 min/max), widened by base["range_margin"], saved as a .mlpackage in a temp folder under the work
@@ -58,8 +58,9 @@ def _quantised(program) -> dict[str, str]:
 class CoreMLBackend:
     fallback_options = ("float",)
 
-    def __init__(self, mlmodel, package: Path, source, work: Path, track):
+    def __init__(self, mlmodel, package: Path, source, work: Path, track, compute: str = "fp16"):
         self.mlmodel = mlmodel  # the float (compute precision) model, converted once per build
+        self.compute = compute
         self.package = Path(package)  # ... and saved: the emulator reads it
         self.source = source
         self.track = track
@@ -112,7 +113,12 @@ class CoreMLBackend:
     def base(self) -> dict[str, Any]:
         # every weight in int8, however small (coremltools' default threshold would leave weights of
         # up to 2048 elements in float: no smaller than fp16 on a small model)
-        return {"method": "minmax", "per_channel": True, "range_margin": 0.0, "weight_threshold": 0}
+        return {"method": "minmax", "per_channel": True, "range_margin": 0.0, "weight_threshold": 0, "float_weights": "int8"}
+
+    def last_resort(self, base: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:
+        if base.get("float_weights", "int8") != "int8":
+            return None
+        return (f"{self.compute} weights in float layers and their readers", {**base, "float_weights": self.compute})
 
     def fixes(self, base: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
         # no percentile range: the emulator's calibration keeps each activation's min and max only
@@ -132,15 +138,17 @@ class CoreMLBackend:
     def quantise(self, base: dict[str, Any], precisions: dict[str, str], samples: list):
         """The int8_auto MLModel of `base` and `precisions`, calibrated on `samples`."""
         self.layers()
-        m = float(base.get("range_margin", 0.0))
+        base = {**self.base(), **base}  # a recipe from before a setting existed: its default
+        m = float(base["range_margin"])
         stats = {}
         for k, s in self.stats(samples).items():
             w = m * (s["rmax"] - s["rmin"])
             stats[k] = {"rmin": s["rmin"] - w, "rmax": s["rmax"] + w}
         floats = [la for la in self._layers if precisions.get(la["name"], "int8") == "float"]
+        keep = {o for la in floats for o in la["ops"]} if base["float_weights"] != "int8" else set()
         weights = compress.int8_weight_config(
-            per_channel=bool(base["per_channel"]), weight_threshold=int(base.get("weight_threshold", compress.WEIGHT_THRESHOLD)),
-            keep_float=tuple(sorted({o for la in floats for o in la["ops"]})),
+            per_channel=bool(base["per_channel"]), weight_threshold=int(base["weight_threshold"]),
+            keep_float=tuple(sorted(keep)),
         )
         return compress.quantize_activations(self.mlmodel, stats, tuple(la["var"] for la in floats), weights)
 
