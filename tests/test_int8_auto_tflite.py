@@ -114,7 +114,12 @@ def test_a_fallback_reaches_the_ops_that_read_the_layer(outlier):
     g8 = _graph(be.build(base, {}, fit))
     assert [g8.tensors[op.outputs[0]].dtype for op in g8.ops if op.name == "CONV_2D"] == ["int8", "int8", "int8"]
     assert int8_weight_share(g8) == {"int8_weight_share": 1.0, "weight_elements": 1448, "int8_weight_elements": 1448}  # int32 biases are not weights
-    g16 = _graph(be.build(base, {names[1]: "int16"}, fit))
+    c16 = be.build(base, {names[1]: "int16"}, fit)
+    from edgepack.runtimes.litert import xnnpack_coverage
+
+    cov = xnnpack_coverage(c16)  # runs with XNNPACK on: it takes the 8-bit ops, the 16x8 ones stay on built-in kernels
+    assert cov["delegated_nodes"] == 5 and cov["left_on_builtin_kernels"] == {"QUANTIZE": 2, "CONV_2D": 2}
+    g16 = _graph(c16)
     convs = [op for op in g16.ops if op.name == "CONV_2D"]
     assert [g16.tensors[op.outputs[0]].dtype for op in convs] == ["int16", "int16", "int8"]
     assert g16.op_histogram()["QUANTIZE"] == 2  # float -> int16 at the input, int16 -> int8 before conv3
