@@ -3,7 +3,9 @@
 Route: the source's torch.export program -> run_decompositions -> ct.convert(mlprogram), with
 explicit fp32 (or the profile's) I/O, then coremltools.optimize for the compressed variants.
 W8A8 is calibrated on Linux by edgepack's emulated Core ML runtime (no predict anywhere), and
-every artifact's parity is checked in that emulator.
+every artifact's parity is checked in that emulator; int8_auto is W8A8 with a searched recipe of
+float layers (auto.py). Every compressed variant records how much of its weights the saved package
+really stores compressed (compress.weight_share; coremltools skips small weights).
 """
 from __future__ import annotations
 
