@@ -107,12 +107,12 @@ def test_int8_auto_falls_back_the_outlier_conv_and_its_recipe_rebuilds_the_packa
     assert d["int8_weight_share"] == d["compressed_weight_share"] == round(656 / 1448, 4)
     assert d["uncompressed_reason"] == "its 1 float layer(s) (conv2d) and the ops reading them keep fp16 weights"
     (rfile,) = arts["int8_auto"].extra_files
-    assert rfile.name == "outlier.int8_auto.recipe.json" and json.loads(rfile.read_text())["fallbacks"] == ["conv2d"]
+    assert rfile.name == "outlier.int8_auto.mlpackage.recipe.json" and json.loads(rfile.read_text())["fallbacks"] == ["conv2d"]
 
     # the recipe again, with no search: the same package, file for file (the conversion is the build's cached one)
     fmt2, job2 = _job(outlier, ["int8_auto"], shared, tmp_path / "b", {"recipe": str(rfile)})
     (again,) = fmt2.build(job2)
-    assert again.details["recipe"]["search"]["reused"] is True and "reused recipe outlier.int8_auto.recipe.json" in again.route
+    assert again.details["recipe"]["search"]["reused"] is True and "reused recipe outlier.int8_auto.mlpackage.recipe.json" in again.route
     assert package_digest(again.path) == package_digest(arts["int8_auto"].path)
 
 
@@ -182,7 +182,7 @@ def test_build_int8_auto_and_reuse_its_recipe_byte_for_byte(outlier, tmp_path):
     (note,) = [n for n in cells["w8a8"]["notes"] if n.startswith("size: ")]
     assert note.startswith("size: w8a8 came out uncompressed (0 of 1448 weight elements stored compressed, 0%); coremltools compresses only")
     assert note in (out / "report.md").read_text()
-    rfile = out / "auto" / "outlier.int8_auto.recipe.json"
+    rfile = out / "auto" / "outlier.int8_auto.mlpackage.recipe.json"
     assert rfile.is_file() and str(rfile.relative_to(out)) in auto["extra_files"]
     out2 = tmp_path / "out2"
     code, _, stderr = run_cli("build", str(outlier["pt2"]), "-c", str(calib), "-t", str(profile), "-o", str(out2),

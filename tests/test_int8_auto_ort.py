@@ -115,7 +115,7 @@ def test_build_int8_auto_and_reuse_its_recipe_byte_for_byte(outlier_files, tmp_p
     assert cells["int8"]["details"]["int8_weight_share"] > 0.95
     share = auto["details"]["int8_weight_share"]  # a float fallback keeps its weights int8 (weight-only) unless the last resort gave them fp32
     assert (share > 0.95) if recipe["base"]["float_weights"] == "int8" else (0.3 < share < 0.6)
-    rfile = out / "auto" / "outlier.int8_auto.recipe.json"
+    rfile = out / "auto" / "outlier.int8_auto.ort.recipe.json"
     assert rfile.is_file() and str(rfile.relative_to(out)) in auto["extra_files"]
     sha = auto["sha256"]
     # the recipe again, with no search: the same .ort, byte for byte

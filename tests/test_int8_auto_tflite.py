@@ -183,7 +183,7 @@ def test_build_int8_auto_and_reuse_its_recipe_byte_for_byte(outlier, tmp_path):
     # a 1.4k-weight model: tensor names and flatbuffer tables weigh more than its weights, so even
     # plain int8 is 0.73x of fp32 here; the weights themselves: 656 of 1464 int8
     assert auto["size_bytes"] < cells["fp32"]["size_bytes"] and auto["size_bytes"] < 1.3 * cells["int8"]["size_bytes"]
-    rfile = out / "auto" / "outlier.int8_auto.recipe.json"
+    rfile = out / "auto" / "outlier.int8_auto.tflite.recipe.json"
     assert rfile.is_file() and str(rfile.relative_to(out)) in auto["extra_files"]
     # the recipe again, with no search: the same .tflite, byte for byte
     out2 = tmp_path / "out2"

@@ -24,8 +24,11 @@ __all__ = ["Budget", "Recipe", "cell_budget", "evaluate", "load_recipe", "recipe
 PRECISION = "int8_auto"
 
 
-def recipe_path(job) -> Path:
-    return job.workdir / f"{job.stem}.{PRECISION}{SUFFIX}"
+def recipe_path(job, suffix: str) -> Path:
+    """Where a cell's recipe is written: beside its artifact, named after it
+    (`model.int8_auto.ort.recipe.json` for `model.int8_auto.ort`), so that the recipes of the
+    formats a target builds never take each other's place."""
+    return job.workdir / f"{job.stem}.{PRECISION}{suffix}{SUFFIX}"
 
 
 def recipe_for(job, fmt: str, backend) -> Recipe:

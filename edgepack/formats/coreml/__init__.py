@@ -198,5 +198,5 @@ class CoreML(Format):
                 f"its {len(floats)} float layer(s) ({', '.join(floats[:4])}{', ...' if len(floats) > 4 else ''}) and the ops reading them "
                 f"keep {b['float_weights']} weights"
             )
-        out["_files"] = [recipe.write(recipe_path(job))]
+        out["_files"] = [recipe.write(recipe_path(job, self.suffix))]
         return model, detail, out, f"; {how}"

@@ -120,7 +120,7 @@ class OrtMobile(Format):
             f"{' (fp32 weights)' if c['float'] and recipe.base.get('float_weights') == 'float' else ' (int8 weights)' if c['float'] else ''}; {how})"
         )
         out = details(recipe)
-        out["_files"] = [recipe.write(recipe_path(job))]
+        out["_files"] = [recipe.write(recipe_path(job, self.suffix))]
         return onnx_path, steps, out
 
 

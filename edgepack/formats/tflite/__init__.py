@@ -135,5 +135,5 @@ def _int8_auto(job: FormatJob, fm) -> tuple[bytes, str, dict]:
         f"{c['int8']} layers int8, {c['int16']} int16, {c['float']} float{' with fp32 weights' if b.get('float_weights') == 'float' else ''})"
     )  # the route is in the .tflite's metadata: whether the recipe was searched or reused is not (byte-identical reuse)
     out = details(recipe)
-    out["_files"] = [recipe.write(recipe_path(job))]
+    out["_files"] = [recipe.write(recipe_path(job, TFLite.suffix))]
     return content, route, out
