@@ -5,7 +5,8 @@ quantised-dequantised value come from the same run, so the figure is the error t
 adds, whatever came before. It is measured per channel (one outlier channel that takes the whole
 int8 range leaves the other channels at 0 dB while the tensor's overall SQNR still looks fine; the
 same goes for a concat of boxes in 0..320 and scores in 0..1), and the layer's figure is its worst
-channel among those that carry signal (a channel more than 80 dB below the
+channel among those that carry signal (a tensor with fewer than MIN_CHANNEL_VALUES values per
+channel is judged whole) (a channel more than 80 dB below the
 largest is dead, not judged).
 """
 from __future__ import annotations
@@ -19,6 +20,10 @@ CAP_DB = 120.0
 # input SQNR only a layer's own output rounding is judged.
 SOUND_INPUT_DB = 20.0
 SIGNAL_SHARE = 1e-4  # channels whose rms is below this share of the largest channel's (dead ones) are not judged
+# A channel with fewer values than this (a pooled (1, C) vector, a (1, C, 1, 1) squeeze-excite
+# gate) is no distribution: one small value rounded to 0 reads as 0 dB. Such a tensor is judged
+# whole.
+MIN_CHANNEL_VALUES = 16
 
 
 def channel_sqnr_db(ref: np.ndarray, quantised: np.ndarray, axis: int) -> float:
@@ -30,6 +35,8 @@ def channel_sqnr_db(ref: np.ndarray, quantised: np.ndarray, axis: int) -> float:
     axis = axis % ref.ndim
     r = np.moveaxis(ref, axis, 0).reshape(ref.shape[axis], -1)
     e = np.moveaxis(q - ref, axis, 0).reshape(ref.shape[axis], -1)
+    if r.shape[1] < MIN_CHANNEL_VALUES:
+        r, e = r.reshape(1, -1), e.reshape(1, -1)
     sig, noise = (r**2).mean(axis=1), (e**2).mean(axis=1)
     rms = np.sqrt(sig)
     top = float(rms.max())

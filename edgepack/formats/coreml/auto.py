@@ -45,14 +45,34 @@ def _short(name: str) -> str:
 
 def _quantised(program) -> dict[str, str]:
     """{var name: the dequantize output its users read} for every activation with a Q/DQ pair."""
-    out = {}
+    return _quantised_units(program)[0]
+
+
+def _quantised_units(program) -> tuple[dict[str, str], dict[str, float]]:
+    """({var name: its dequantize output}, {var or dequantize output: the factor that turns its
+    values into real units}). The factors are 1 unless coremltools'
+    distributive_quantized_binary_op_scale_normalization (run when a model is made from the
+    program) moved an `add` into one input's units: the dequantizes feeding it are rescaled (their
+    quantize keeps the real scale), and so is the add's own output, until its dequantize (which
+    has the real scale again)."""
+    dqs, units = {}, {}
     for fn in program.functions.values():
         for op in fn.operations:
-            if op.op_type == "quantize":
-                dq = [c for c in op.outputs[0].child_ops if c.op_type == "dequantize"]
-                if dq:
-                    out[op.inputs["input"].name] = dq[0].outputs[0].name
-    return out
+            if op.op_type != "quantize":
+                continue
+            dq = [c for c in op.outputs[0].child_ops if c.op_type == "dequantize"]
+            if not dq:
+                continue
+            var, out = op.inputs["input"].name, dq[0].outputs[0].name
+            dqs[var] = out
+            qs, ds = op.inputs["scale"].val, dq[0].inputs["scale"].val
+            if np.size(qs) != 1 or np.size(ds) != 1 or float(qs) == float(ds) or float(qs) == 0 or float(ds) == 0:
+                continue
+            if any(c.op_type == "add" for c in dq[0].outputs[0].child_ops):
+                units[out] = float(qs) / float(ds)  # an add's rescaled input
+            else:
+                units[var] = float(ds) / float(qs)  # an add's output, in its input's units
+    return dqs, units
 
 
 class CoreMLBackend:
@@ -189,7 +209,7 @@ class CoreMLBackend:
         (against the float model's same vars), whichever is worse."""
         self.layers()
         cand = self.session(candidate)
-        dq = _quantised(cand.model.program)
+        dq, unit_of = _quantised_units(cand.model.program)
         plan = {la["name"]: la for la in self._layers if la["var"] in dq}
         if not plan:
             return None
@@ -200,7 +220,7 @@ class CoreMLBackend:
         acc: dict[str, list[float]] = {}
         for smp in samples:
             ref = self._values(self._float_session, smp, ref_names)
-            art = self._values(cand, smp, art_names)
+            art = {k: (a * unit_of[k] if unit_of.get(k, 1.0) != 1.0 else a) for k, a in self._values(cand, smp, art_names).items()}
             for name, la in plan.items():
                 v, q = la["var"], art.get(dq[la["var"]])
                 if q is None or v not in ref or v not in art:
