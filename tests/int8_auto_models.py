@@ -84,3 +84,37 @@ def detector_head():
             return torch.cat([xy, wh, scores], dim=-1)
 
     return DetectorHead().eval()
+
+
+def outlier_split_net():
+    """The conv net with an outlier channel that the issue's size bound is measured on: conv1 (3->8)
+    has one outlier channel (x100 weights, bias 300) whose range takes the whole per-tensor int8 scale
+    of its activation and crushes the other seven; those seven feed a wide body (7->64->64 convs,
+    ~41k weights, so weights decide every format's file size), the outlier channel only a side
+    branch (its spatial mean, scaled by 1/1000, added to the logits). Plain int8 loses the body's
+    input; int16 (or float) activations at conv1 alone repair it, with every weight still int8."""
+    import torch
+    from torch import nn
+
+    torch.manual_seed(0)
+
+    class OutlierSplitNet(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv1 = nn.Conv2d(3, 8, 3, padding=1)
+            self.conv2 = nn.Conv2d(7, 64, 3, padding=1)
+            self.conv3 = nn.Conv2d(64, 64, 3, padding=1)
+            self.fc = nn.Linear(64, 10)
+            with torch.no_grad():
+                self.conv1.weight[0] *= 100.0
+                self.conv1.bias[0] = 300.0
+                self.fc.weight *= 10.0  # logits apart by more than the int8 noise of a sound body
+
+        def forward(self, image):
+            x = torch.relu(self.conv1(image))
+            body = torch.relu(self.conv2(x[:, 1:]))
+            body = torch.relu(self.conv3(body))
+            side = x[:, :1].mean(dim=(2, 3)) * 0.001
+            return self.fc(body.mean(dim=(2, 3))) + side
+
+    return OutlierSplitNet().eval()
