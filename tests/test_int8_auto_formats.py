@@ -71,6 +71,7 @@ def test_plain_int8_misses_and_int8_auto_meets_the_budget_in_every_format(built)
             assert [la["op_type"] for la in moved] == ["CONV_2D", "SLICE"]
             convs = [la for la in recipe["layers"] if la["op_type"] == "CONV_2D"]
             assert moved[0]["name"] == convs[0]["name"]
+            assert moved[0]["label"] == "conv_2d_0 1x16x16x8" and moved[1]["label"].startswith("slice_")  # readable, unlike the tensor names
         # the fallen-back layer is the one the error map blamed most
         worst = min((la for la in recipe["layers"] if la.get("sensitivity_db") is not None), key=lambda la: la["sensitivity_db"])
         assert worst["precision"] != "int8" and worst["sensitivity_db"] < 3, fmt

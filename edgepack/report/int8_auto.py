@@ -18,6 +18,11 @@ from .svg import StepPoint, steps_chart
 RECIPE_SUFFIX = ".recipe.json"
 
 
+
+def shown(la: dict) -> str:
+    """How a layer is shown: its label where the format gives one (LiteRT), else its name."""
+    return la.get("label") or la["name"]
+
 def recipe_of(r: ArtifactResult) -> dict[str, Any] | None:
     """The artifact's recipe JSON, or None for any other artifact."""
     rec = (r.artifact.details or {}).get("recipe")
@@ -53,6 +58,8 @@ def manifest_entry(r: ArtifactResult) -> dict[str, Any] | None:
     fallbacks = []
     for la in _fallback_layers(rec):
         item = {"name": la["name"], "op_type": la.get("op_type"), "precision": la["precision"], "sensitivity_db": la.get("sensitivity_db")}
+        if la.get("label"):  # a readable name where the format's own is not (LiteRT's tensor names)
+            item["label"] = la["label"]
         if la.get("skip_one_loss") is not None:
             item["skip_one_loss"] = la["skip_one_loss"]
         fallbacks.append(item)
@@ -194,7 +201,7 @@ def markdown_block(r: ArtifactResult) -> list[str]:
     lines.append(f"- {_counts_text(rec)}; {human_size(r.size_bytes)}" + (f"; int8 weights {share:.1%}" if share is not None else ""))
     falls = _fallback_layers(rec)
     if falls:
-        lines.append("- fallbacks: " + "; ".join(f"`{la['name']}` ({la.get('op_type') or '?'}) → {la['precision']}, {_sensitivity(la)}" for la in falls))
+        lines.append("- fallbacks: " + "; ".join(f"`{shown(la)}` ({la.get('op_type') or '?'}) → {la['precision']}, {_sensitivity(la)}" for la in falls))
     else:
         lines.append("- fallbacks: none (full int8 met the budget)")
     if rec.get("fixes"):
@@ -227,16 +234,16 @@ def terminal_line(r: ArtifactResult, with_target: bool = False, width: int = TER
         return clip(head + f"no fallback, {cost}", width)
     what = f"{len(falls)} fallback{'s' if len(falls) != 1 else ''}"
     room = width - len(head) - len(what) - len(cost) - 5  # " (" "), "
-    shown: list[str] = []
+    parts: list[str] = []
     for i, la in enumerate(falls):
-        part = f"{la['name']} → {la['precision']}"
+        part = f"{shown(la)} → {la['precision']}"
         rest = len(falls) - i - 1
         tail = f", +{rest} more" if rest else ""
-        if len(", ".join([*shown, part])) + len(tail) > room:
-            shown.append(f"+{len(falls) - i} more" if shown else clip(part, max(room - len(tail), 8)) + tail)
+        if len(", ".join([*parts, part])) + len(tail) > room:
+            parts.append(f"+{len(falls) - i} more" if parts else clip(part, max(room - len(tail), 8)) + tail)
             break
-        shown.append(part)
-    return clip(head + f"{what} ({', '.join(shown)}), {cost}", width)
+        parts.append(part)
+    return clip(head + f"{what} ({', '.join(parts)}), {cost}", width)
 
 
 def terminal_lines(results: list[ArtifactResult], width: int = TERMINAL_WIDTH) -> list[str]:
@@ -278,7 +285,7 @@ def html_section(r: ArtifactResult) -> str:
     c = _counts(rec)
     if falls:
         body = "".join(
-            f"<tr><td>{e(la['name'])}</td><td>{e(str(la.get('op_type') or '–'))}</td><td>{e(la['precision'])}</td><td>{e(_sensitivity(la))}</td></tr>"
+            f"<tr><td title='{e(la['name'])}'>{e(shown(la))}</td><td>{e(str(la.get('op_type') or '–'))}</td><td>{e(la['precision'])}</td><td>{e(_sensitivity(la))}</td></tr>"
             for la in falls
         )
         parts.append(

@@ -94,13 +94,18 @@ class TfliteBackend:
                 t = g.tensors[i]
                 if t.dtype == "float32" and self._readers.get(i) and t.name:
                     out.append({"name": t.name, "op_type": "input", "op": None, "tensors": [i]})
+            seen: dict[str, int] = {}
             for op in g.ops:
                 outs = [t for t in op.outputs if t >= 0]
                 if op.index not in self._keys or not outs or any(g.tensors[t].dtype != "float32" for t in outs):
                     continue
-                out.append({"name": scope_of(g, op)[:-1], "op_type": op.name, "op": op.index, "tensors": outs})
+                # litert-torch names tensors after edgepack's wrapper module, which says nothing: the
+                # label is the op type, its count and its output shape ("conv_2d_0 1x16x16x8")
+                k = seen[op.name] = seen.get(op.name, -1) + 1
+                label = f"{op.name.lower()}_{k} {'x'.join(str(d) for d in g.tensors[outs[0]].shape)}"
+                out.append({"name": scope_of(g, op)[:-1], "op_type": op.name, "label": label, "op": op.index, "tensors": outs})
             self._layers = out
-        return [{"name": la["name"], "op_type": la["op_type"]} for la in self._layers]
+        return [{"name": la["name"], "op_type": la["op_type"], **({"label": la["label"]} if "label" in la else {})} for la in self._layers]
 
     def base(self) -> dict[str, Any]:
         q = self.job.quantization
