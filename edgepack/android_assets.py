@@ -154,7 +154,7 @@ def export_android_assets(
     manifest["target"] = target
     manifest["golden"] = GOLDEN_FILE
     manifest["artifacts"] = [
-        a | {"file": Path(a["file"]).name, "android_library": get_runtime(a["runtime"]).android_library}
+        a | {"file": Path(a["file"]).name, "android_library": get_runtime(a["runtime"]).android_library} | _recipe_in_assets(a, built, dest)
         for a in manifest["artifacts"]
         if a["file"] in chosen
     ]
@@ -162,3 +162,15 @@ def export_android_assets(
     manifest["default_artifact"] = min(passing, key=lambda a: a["size_bytes"])["file"]
     (dest / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
     return manifest
+
+
+def _recipe_in_assets(entry: dict[str, Any], built: Path, dest: Path) -> dict[str, Any]:
+    """An int8_auto artifact's recipe, copied beside it into the assets, its manifest entry naming
+    the copy (the app ships what reproduces its model)."""
+    auto = entry.get("int8_auto")
+    if not auto or not auto.get("recipe_file"):
+        return {}
+    src = built / auto["recipe_file"]
+    if src.is_file():
+        shutil.copyfile(src, dest / src.name)
+    return {"int8_auto": {**auto, "recipe_file": src.name}}

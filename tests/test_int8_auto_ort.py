@@ -103,7 +103,9 @@ def test_build_int8_auto_and_reuse_its_recipe_byte_for_byte(outlier_files, tmp_p
     profile = tmp_path / "auto.toml"
     profile.write_text(PROFILE, encoding="utf-8")
     out = tmp_path / "out"
-    code, stdout, stderr = run_cli("build", str(outlier_files["onnx"]), "-c", str(outlier_files["calib"]), "-t", str(profile), "-o", str(out), "--no-cache", "-q")
+    assets = tmp_path / "assets"
+    code, stdout, stderr = run_cli("build", str(outlier_files["onnx"]), "-c", str(outlier_files["calib"]), "-t", str(profile), "-o", str(out), "--no-cache", "-q",
+                                   "--android-assets", str(assets))
     assert code == 1, stderr  # plain int8 fails its gate; int8_auto passes
     rep = json.loads((out / "report.json").read_text())
     cells = {a["precision"]: a for a in rep["artifacts"]}
@@ -117,6 +119,10 @@ def test_build_int8_auto_and_reuse_its_recipe_byte_for_byte(outlier_files, tmp_p
     assert (share > 0.95) if recipe["base"]["float_weights"] == "int8" else (0.3 < share < 0.6)
     rfile = out / "auto" / "outlier.int8_auto.ort.recipe.json"
     assert rfile.is_file() and str(rfile.relative_to(out)) in auto["extra_files"]
+    # the app's assets carry the recipe beside the .ort, and their manifest names that copy
+    entry = next(a for a in json.loads((assets / "manifest.json").read_text())["artifacts"] if a["precision"] == "int8_auto")
+    assert entry["file"] == "outlier.int8_auto.ort" and entry["int8_auto"]["recipe_file"] == rfile.name
+    assert (assets / rfile.name).read_bytes() == rfile.read_bytes()
     sha = auto["sha256"]
     # the recipe again, with no search: the same .ort, byte for byte
     out2 = tmp_path / "out2"
