@@ -53,6 +53,18 @@ class Backend(Protocol):
 FIX_MIN_GAIN = 0.25  # a fix is kept when it closes at least this share of the gap to the budget
 
 
+def standard_fixes(base: dict[str, Any], percentile: bool = True) -> list[tuple[str, dict[str, Any]]]:
+    """The cheap whole-model fixes, cheapest first, for a backend whose base has "per_channel",
+    "range_margin" and (where the format can calibrate percentiles) "method"/"percentile"."""
+    out = []
+    if not base["per_channel"]:
+        out.append(("per-channel weights", {**base, "per_channel": True}))
+    if percentile and base.get("method") == "minmax":
+        out.append(("percentile range (99.99)", {**base, "method": "percentile", "percentile": 99.99}))
+    out.append(("range margin 0.1", {**base, "range_margin": 0.1}))
+    return out
+
+
 def split_calibration(samples: list) -> tuple[list, list]:
     """(search-fit, search-check): every third sample checks, the rest calibrate; with fewer than
     three samples both are all of them (the recipe then says so)."""

@@ -178,6 +178,16 @@ def latency_chart(bars: list[Bar], width: int = 760) -> str:
     return _svg(width, height, "latency p50 per artifact: measured on this machine, and estimated for the device", body, "chart latency")
 
 
+def _frame_with_y_grid(left: float, top: float, pw: float, ph: float, ticks: list[float], y) -> list[str]:
+    """A plot's frame and its horizontal grid lines, each labelled on the left."""
+    body = [f"<rect x='{left}' y='{top}' width='{pw}' height='{ph}' fill='none' stroke='#ccc'/>"]
+    for t in ticks:
+        yy = _n(y(t))
+        body.append(f"<line class='grid' x1='{left}' y1='{yy}' x2='{left + pw}' y2='{yy}' stroke='#eee'/>")
+        body.append(f"<text x='{left - 6}' y='{yy}' text-anchor='end' dominant-baseline='middle'>{t:g}</text>")
+    return body
+
+
 def _runs(idx: list[int], known: dict[int, float]) -> list[list[tuple[int, float]]]:
     """The stretches of consecutive layers that have a value (a curve breaks where one has none)."""
     runs, run = [], []
@@ -217,11 +227,7 @@ def layer_curve(
     def y(v: float) -> float:
         return top + ph - (v - yt[0]) / (yt[-1] - yt[0]) * ph
 
-    body = [f"<rect x='{left}' y='{top}' width='{pw}' height='{ph}' fill='none' stroke='#ccc'/>"]
-    for t in yt:
-        yy = _n(y(t))
-        body.append(f"<line class='grid' x1='{left}' y1='{yy}' x2='{left + pw}' y2='{yy}' stroke='#eee'/>")
-        body.append(f"<text x='{left - 6}' y='{yy}' text-anchor='end' dominant-baseline='middle'>{t:g}</text>")
+    body = _frame_with_y_grid(left, top, pw, ph, yt, y)
     for t in nice_ticks(i_lo, i_hi, 8):
         if i_lo <= t <= i_hi and t == int(t):
             body.append(f"<text x='{_n(x(t))}' y='{top + ph + 14}' text-anchor='middle'>{int(t)}</text>")
@@ -346,11 +352,7 @@ def steps_chart(points: list[StepPoint], threshold: float, metric: str, higher_i
     def y(v: float) -> float:
         return top + ph - (v - yt[0]) / (yt[-1] - yt[0]) * ph
 
-    body = [f"<rect x='{left}' y='{top}' width='{pw}' height='{ph}' fill='none' stroke='#ccc'/>"]
-    for t in yt:
-        yy = _n(y(t))
-        body.append(f"<line class='grid' x1='{left}' y1='{yy}' x2='{left + pw}' y2='{yy}' stroke='#eee'/>")
-        body.append(f"<text x='{left - 6}' y='{yy}' text-anchor='end' dominant-baseline='middle'>{t:g}</text>")
+    body = _frame_with_y_grid(left, top, pw, ph, yt, y)
     for t in nice_ticks(0, x_hi, min(x_hi, 8)):
         if 0 <= t <= x_hi and t == int(t):
             body.append(f"<text x='{_n(x(t))}' y='{top + ph + 14}' text-anchor='middle'>{int(t)}</text>")

@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from ...quantize_search.search import standard_fixes
 from ...quantize_search.sensitivity import CAP_DB, SOUND_INPUT_DB, added_noise_db, channel_sqnr_db, default_axis
 from . import compress
 
@@ -142,11 +143,7 @@ class CoreMLBackend:
 
     def fixes(self, base: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
         # no percentile range: the emulator's calibration keeps each activation's min and max only
-        out = []
-        if not base["per_channel"]:
-            out.append(("per-channel weights", {**base, "per_channel": True}))
-        out.append(("range margin 0.1", {**base, "range_margin": 0.1}))
-        return out
+        return standard_fixes(base, percentile=False)
 
     # -- candidates ------------------------------------------------------------------------
     def stats(self, samples: list) -> dict[str, dict[str, float]]:

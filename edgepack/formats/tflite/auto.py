@@ -43,6 +43,7 @@ from typing import Any
 
 import numpy as np
 
+from ...quantize_search.search import standard_fixes
 from ...quantize_search.sensitivity import CAP_DB, SOUND_INPUT_DB, added_noise_db, channel_sqnr_db, default_axis
 from ...runtimes.litert import LiteRtSession, new_interpreter
 from . import build_steps, variants
@@ -112,13 +113,7 @@ class TfliteBackend:
         return {"method": q.method, "percentile": float(q.percentile), "per_channel": bool(q.per_channel), "range_margin": 0.0, "float_weights": "int8"}
 
     def fixes(self, base: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
-        out = []
-        if not base["per_channel"]:
-            out.append(("per-channel weights", {**base, "per_channel": True}))
-        if base["method"] == "minmax":
-            out.append(("percentile range (99.99)", {**base, "method": "percentile", "percentile": 99.99}))
-        out.append(("range margin 0.1", {**base, "range_margin": 0.1}))
-        return out
+        return standard_fixes(base)
 
     def last_resort(self, base: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:
         """When no count of float layers meets the budget with their weights int8: fp16 weights."""
