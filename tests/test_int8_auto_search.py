@@ -1,0 +1,107 @@
+"""The search's own rules, on the real ORT backend: the headroom it holds thresholds to, an honest
+failure when nothing reaches the budget, and a candidate that the quantiser refuses."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import run_cli, save_onnx, write_stacked
+from int8_auto_models import outlier_net
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    import torch
+
+    d = tmp_path_factory.mktemp("search")
+    onnx_path = save_onnx(outlier_net(), (torch.randn(1, 3, 16, 16),), d / "outlier.onnx", output_names=("logits",))
+    return {"onnx": onnx_path, "calib": write_stacked(d / "calib", 40, (3, 16, 16)), "dir": d}
+
+
+def _backend(files, work):
+    from edgepack.formats.ort_mobile.auto import OrtBackend
+    from edgepack.profiles import QuantSettings
+
+    return OrtBackend(Path(files["onnx"]), work, QuantSettings(), {"image": "image"}, None, "all", "arm")
+
+
+def _samples(n, seed=0):
+    rng = np.random.default_rng(seed)
+    return [{"image": rng.standard_normal((1, 3, 16, 16)).astype(np.float32)} for _ in range(n)]
+
+
+def _reference(files):
+    import onnxruntime as ort
+
+    fp32 = ort.InferenceSession(str(files["onnx"]), providers=["CPUExecutionProvider"])
+    return lambda ss: [fp32.run(None, s) for s in ss]
+
+
+def test_searched_thresholds_are_a_quarter_tighter():
+    from edgepack.quantize_search.budget import searched_value
+
+    assert searched_value("min_cosine", 0.99) == pytest.approx(0.9925)
+    assert searched_value("min_top1_agreement", 0.95) == pytest.approx(0.9625)
+    assert searched_value("max_abs", 2.0) == pytest.approx(1.5)
+    assert searched_value("mean_abs", 0.08) == pytest.approx(0.06)
+    assert searched_value("min_sqnr_db", 30.0) == pytest.approx(30.0 + 10 * np.log10(4 / 3))  # the noise 3/4 as loud
+    assert searched_value("min_cosine", 0.99, headroom=0) == 0.99
+
+
+def test_an_unreachable_budget_fails_with_the_best_figure(files, tmp_path):
+    from edgepack.errors import ConversionError
+    from edgepack.quantize_search import Budget, search
+    from edgepack.validate.tolerances import Threshold
+
+    budget = Budget(("logits",), {"logits": {"min_sqnr_db": Threshold(250.0, "tolerances.int8_auto")}})  # past SQNR's 200 dB cap
+    with pytest.raises(ConversionError) as exc:
+        search("ort", _backend(files, tmp_path), budget, _samples(24), _reference(files))
+    msg = str(exc.value)
+    assert msg.startswith("int8_auto: the budget is not met on the search-check samples even with every layer at float (float layers keep fp32 weights)")
+    assert "min_sqnr_db" in msg and "vs 251.249" in msg and msg.endswith("loosen [tolerances.int8_auto] or use fp16/fp32")
+
+
+class RefusesInt16:
+    """The real ORT backend, except that it refuses every candidate with an int16 layer, as a
+    quantiser or runtime that cannot take one would (ORT's 'Attempt to replace the existing tensor'
+    on MiniLM)."""
+
+    def __init__(self, backend):
+        self.backend = backend
+        self.fallback_options = backend.fallback_options
+        self.refused = 0
+
+    def __getattr__(self, name):
+        return getattr(self.backend, name)
+
+    def build(self, base, precisions, samples):
+        if "int16" in precisions.values():
+            self.refused += 1
+            raise RuntimeError("[ONNXRuntimeError] : 1 : FAIL : Attempt to replace the existing tensor")
+        return self.backend.build(base, precisions, samples)
+
+
+def test_a_refused_candidate_fails_its_trial_not_the_search(files, tmp_path):
+    from edgepack.quantize_search import Budget, search
+    from edgepack.validate.tolerances import Threshold
+
+    budget = Budget(("logits",), {"logits": {"min_cosine": Threshold(0.99, "defaults.int8_auto")}})
+    backend = RefusesInt16(_backend(files, tmp_path))
+    recipe = search("ort", backend, budget, _samples(24), _reference(files))
+    refused = [s for s in recipe.steps if s["failures"] and s["failures"][0].startswith("candidate failed: RuntimeError: [ONNXRuntimeError]")]
+    assert backend.refused >= 1 and len(refused) == backend.refused
+    assert all(s["size_bytes"] is None and s["score"] == -1e9 for s in refused)
+    assert recipe.counts()["int16"] == 0 and recipe.fallbacks == ["node_conv2d"]  # float took int16's place
+    assert any(s["passed"] and s["layers"] == ["node_conv2d"] and "to float" in s["label"] for s in recipe.steps)
+
+
+def test_cli_exit_4_names_the_best_figure(files, tmp_path):
+    profile = tmp_path / "p.toml"
+    profile.write_text('name = "t"\n[formats.ort]\nprecisions = ["int8_auto"]\n[latency]\nruns = 0\n[validation]\ndiagnose = "never"\n'
+                       "[tolerances.int8_auto]\nmin_sqnr_db = 250\n", encoding="utf-8")
+    code, _, err = run_cli("build", str(files["onnx"]), "-c", str(files["calib"]), "-t", str(profile), "-o", str(tmp_path / "o"), "--no-cache", "-q")
+    assert code == 4
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("edgepack: error: [t] ort int8_auto failed at quantise: int8_auto: the budget is not met") and "best: output 'logits': min_sqnr_db" in last
