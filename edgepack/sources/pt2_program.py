@@ -129,6 +129,7 @@ def _guard_ok(text: str) -> bool:
     return True
 
 
+_FLOAT_WORDS = {"Infinity", "-Infinity", "NaN"}  # json.dumps of float("inf"), float("-inf"), float("nan")
 _KEEP_META = {"nn_module_stack", "source_fn_stack", "torch_fn"}  # node metadata exporters use; the rest is dropped
 _FREE_TEXT = {"as_string", "as_strings", "torch_version"}  # torch.fx writes these with repr(), or never
 
@@ -178,6 +179,8 @@ def vet_program(path: Path, member: str, program: Any) -> None:
                         raise bad(f"the {key} {obj[:60]!r} is not a tree spec") from None
                     return
                 walk(inner, None)
+            elif key in ("as_float", "as_floats") and obj in _FLOAT_WORDS:
+                return  # torch writes non-finite floats as these words (F.pad(..., value=-inf))
             elif key in _FREE_TEXT:
                 if key != "as_string" and key != "as_strings" and _CTRL.search(obj):
                     raise bad(f"{key} holds control characters")

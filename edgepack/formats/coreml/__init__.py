@@ -145,8 +145,10 @@ class CoreML(Format):
             elif precision in ("palettize4", "palettize6"):
                 mlmodel = compress.palettize(mlmodel, int(precision[-1]))
             elif precision == "w8a8":
-                mlmodel, n = compress.w8a8(mlmodel, pkg, job.calibration, job.progress.track)
+                mlmodel, n, unbounded = compress.w8a8(mlmodel, pkg, job.calibration, job.progress.track)
                 detail = f", {n} activation ranges from {len(job.calibration)} samples ({job.quantization.method} ignored: true min/max)"
+                if unbounded:
+                    detail += f"; {unbounded} with a non-finite range (max-pool padding) stay float"
             elif precision == "int8_auto":
                 mlmodel, detail, extra, how = self._int8_auto(job, mlmodel, pkg)
             route = (

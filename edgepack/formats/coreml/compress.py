@@ -98,6 +98,16 @@ def activation_stats(mlmodel, package: Path, samples: list[Sample], track: Calla
     return stats
 
 
+FP16_MAX = 65504.0
+
+
+def unquantisable(stats: dict[str, dict[str, float]]) -> list[str]:
+    """Activations whose observed range is not finite or reaches fp16's limit: the -inf (or
+    -3.4e38, -inf in fp16) padding before a max pool. An int8 scale over such a range turns the
+    tensor into noise (the PP-OCRv6 detector's W8A8: cosine 0.05), so they stay float."""
+    return sorted(n for n, st in stats.items() if not all(np.isfinite(v) and abs(v) < FP16_MAX for v in (st["rmin"], st["rmax"])))
+
+
 def quantize_activations(mlmodel, stats: dict[str, dict[str, float]], keep_float: tuple[str, ...] = (), weights=None, program_only: bool = False):
     """coremltools' insert_prefix/suffix_quantize_dequantize_pair passes over `stats` (int8
     activations), then the quantize/dequantize pairs of the vars in `keep_float` taken out again
@@ -106,6 +116,10 @@ def quantize_activations(mlmodel, stats: dict[str, dict[str, float]], keep_float
     not converted back to a model."""
     ct = coremltools()
     cto = _cto()
+    bad = unquantisable(stats)
+    if bad:  # the passes need a range for every var they see: a placeholder, then the pair goes again
+        stats = {**stats, **{n: {"rmin": -1.0, "rmax": 1.0} for n in bad}}
+        keep_float = (*keep_float, *(n for n in bad if n not in keep_float))
     from coremltools.converters.mil.frontend.milproto import load as milproto_load
     from coremltools.converters.mil.mil.passes.graph_pass import AbstractGraphPass, PassOption
     from coremltools.converters.mil.mil.passes.pass_registry import PASS_REGISTRY
@@ -165,11 +179,12 @@ def _drop_quantize_dequantize(block, names: set[str]) -> None:
 
 
 def w8a8(mlmodel, package: Path, samples: list[Sample], track: Callable):
-    """Activations int8 from emulator-calibrated ranges, then int8 weights."""
+    """Activations int8 from emulator-calibrated ranges, then int8 weights: (model, activation
+    ranges observed, how many of them stayed float for want of a finite range)."""
     stats = activation_stats(mlmodel, package, samples, track)
     if not stats:
         raise ConversionError(f"{package.name}: no float activations were observed; W8A8 has nothing to calibrate")
-    return int8_weights(quantize_activations(mlmodel, stats)), len(stats)
+    return int8_weights(quantize_activations(mlmodel, stats)), len(stats), len(unquantisable(stats))
 
 
 def weight_share(package: Path, eight_bit: bool) -> dict[str, float | int]:
