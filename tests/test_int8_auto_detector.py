@@ -83,10 +83,11 @@ def test_search_falls_back_the_concat_alone_to_int16(det_search):
     cat = next(la for la in recipe.layers if la["name"] == "node_cat")
     assert cat["op_type"] == "Concat" and cat["sensitivity_db"] < 1  # its score channels: noise as loud as the signal
     assert all(la["sensitivity_db"] > 10 for la in recipe.layers if la["name"] != "node_cat")
-    last = recipe.steps[-1]
+    last = next(s for s in recipe.steps if s["layers"] == ["node_cat"])
     assert last["passed"] and last["fallbacks"] == 1
     assert last["values"]["det"]["mean_abs"] < 0.06 and last["values"]["det"]["max_abs"] < 1.5
-    assert recipe.search["candidates"] == 4  # full int8, two fixes, one fallback
+    # full int8, two fixes, every layer at int16 (17 layers: the option is probed first), one fallback
+    assert recipe.search["candidates"] == 5 and [s["fallbacks"] for s in recipe.steps if "int16" in s["label"]] == [1, 17]
     assert recipe.base == {"method": "minmax", "per_channel": True, "percentile": 99.999, "range_margin": 0.0, "float_weights": "int8"}
 
 

@@ -18,10 +18,11 @@ Samples: the calibration part only. `fit` calibrates every candidate, `check` ju
 the budget; the gate's held-out samples are never seen here.
 
 Cost: one build and one check run per candidate. After plain int8 and the fixes, the number of
-fallbacks grows 1, 2, 3, 4, 6, 8, 12, ... and the first passing count is bisected down, so a model
-with N layers costs about 2·log2(N) candidates per fallback option, not N. After the first four
-counts, one candidate with every layer at the option tells whether the option can meet the budget
-at all; when it cannot, the search moves to the next option at once.
+fallbacks grows 1, 2, 3, 4, 8, 16, ... and the first passing count is bisected down, so a model
+with N layers costs about 2·log2(N) candidates per fallback option, not N. One candidate with
+every layer at the option tells whether the option can meet the budget at all (after the first
+four counts; first, on models with more than 16 layers); when it cannot, the search moves to the
+next option at once.
 
 A candidate that cannot be built or run (a quantiser or runtime error) fails its trial with the
 error as its reason; it never fails the cell by itself.
@@ -75,11 +76,17 @@ def split_calibration(samples: list) -> tuple[list, list]:
     return fit, check
 
 
+PROBE_AFTER = 4  # counts tried before one all-at-option candidate asks whether the option can pass at all
+PROBE_FIRST_ABOVE = 16  # ... asked first on models with more layers than this, where a hopeless option costs most
+
+
 def schedule(n: int) -> list[int]:
+    """1, 2, 3, 4, then doubling, then n: few candidates before the first passing count, which the
+    search then bisects down."""
     out, k = [], 1
     while k < n:
         out.append(k)
-        k = k + 1 if k < 4 else int(k * 1.5)
+        k = k + 1 if k < 4 else k * 2
     return out + [n] if n else out
 
 
@@ -169,7 +176,8 @@ def search(
 
             last_fail, n_all = 0, len(order)
             for k in schedule(n_all):
-                if k > 4 and (option + note, n_all) not in tried:  # can this option meet the budget at all?
+                probe = k > PROBE_AFTER or n_all > PROBE_FIRST_ABOVE
+                if probe and (option + note, n_all) not in tried:  # can this option meet the budget at all?
                     fig, _ = trial(round_base, at(n_all), f"{n_all} to {option}{note}")
                     tried[(option + note, n_all)] = fig
                     best = fig if fig.score > best.score else best

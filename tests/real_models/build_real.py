@@ -57,6 +57,7 @@ def cells(report: Path) -> list[dict]:
         rows.append({
             **c, "cosine": cos, "size_bytes": a["size_bytes"] if a else None, "failures": _failures(a) if a else [],
             "accuracy_drop": acc, "int8_weight_share": (a or {}).get("details", {}).get("int8_weight_share"),
+            "stage_seconds": (a or {}).get("stage_seconds"), "sqnr_db": min((o["sqnr_db"] for o in (a or {}).get("parity", {}).get("outputs", []) if o.get("sqnr_db") is not None), default=None),
             "fallbacks": None if recipe is None else {"names": recipe["fallbacks"], "counts": recipe["counts"],
                                                       "candidates": recipe["search"].get("candidates"), "seconds": recipe["search"].get("seconds")},
         })
@@ -101,12 +102,13 @@ def _cell_text(c: dict | None) -> str:
     cos = "–" if c["cosine"] is None else f"{c['cosine']:.4f}"
     size = "–" if c["size_bytes"] is None else f"{c['size_bytes'] / 1e6:.2f} MB"
     acc = "" if c.get("accuracy_drop") is None else f", acc −{c['accuracy_drop']:.3f}"
-    return f"{mark} {cos}{acc}, {size}"
+    sqnr = "" if c.get("sqnr_db") is None else f" ({c['sqnr_db']:.0f} dB)"
+    return f"{mark} {cos}{sqnr}{acc}, {size}"
 
 
 def auto_markdown(results: list[dict]) -> str:
     """One row per model and format: plain int8 (Core ML: w8a8) beside int8_auto, with the recipe."""
-    lines = ["| model | format | int8 (cosine, size) | int8_auto (cosine, size) | fallbacks | search |", "|---|---|---|---|---|---|"]
+    lines = ["| model | format | int8: cosine (SQNR), size | int8_auto: cosine (SQNR), size | fallbacks | search |", "|---|---|---|---|---|---|"]
     for r in results:
         by = {}
         for c in r.get("cells", []):
@@ -119,6 +121,9 @@ def auto_markdown(results: list[dict]) -> str:
                 k = fb["counts"]
                 moved = f"{k.get('int16', 0)} int16 + {k.get('float', 0)} float of {sum(k.values())}"
                 search = f"{fb['candidates']} candidates, {fb['seconds']:.0f} s" if fb.get("candidates") else "reused"
+                q_plain, q_auto = (((c or {}).get("stage_seconds") or {}).get("quantise") for c in (plain, auto))
+                if q_plain and q_auto:
+                    search += f" ({q_auto / q_plain:.0f}x int8's quantise)"
             else:
                 moved = search = "–"
             lines.append(f"| {r['model']} | {fmt} | {_cell_text(plain)} | {_cell_text(auto)} | {moved} | {search} |")
@@ -134,9 +139,14 @@ def main() -> None:
     ap.add_argument("--json", default=None)
     ap.add_argument("--int8-auto", action="store_true", help="build int8_auto.toml: plain int8 beside int8_auto in every format")
     ap.add_argument("--profile", default=INT8_AUTO, help="the profile --int8-auto builds (default: int8_auto.toml)")
+    ap.add_argument("--samples", type=int, default=None, help="calibration samples per model (default: models.N_SAMPLES)")
     ap.add_argument("-f", "--format", action="append", default=[], help="only these formats (passed to edgepack build)")
     args = ap.parse_args()
     work = Path(args.out).resolve()
+    if args.samples:
+        import models
+
+        models.N_SAMPLES = args.samples
     targets = (args.profile,) if args.int8_auto else TARGETS
     extra = tuple(sum((["-f", f] for f in args.format), []))
     results = []
