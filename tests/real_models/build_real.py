@@ -121,9 +121,6 @@ def auto_markdown(results: list[dict]) -> str:
                 k = fb["counts"]
                 moved = f"{k.get('int16', 0)} int16 + {k.get('float', 0)} float of {sum(k.values())}"
                 search = f"{fb['candidates']} candidates, {fb['seconds']:.0f} s" if fb.get("candidates") else "reused"
-                q_plain, q_auto = (((c or {}).get("stage_seconds") or {}).get("quantise") for c in (plain, auto))
-                if q_plain and q_auto:
-                    search += f" ({q_auto / q_plain:.0f}x int8's quantise)"
             else:
                 moved = search = "–"
             lines.append(f"| {r['model']} | {fmt} | {_cell_text(plain)} | {_cell_text(auto)} | {moved} | {search} |")
