@@ -108,6 +108,28 @@ def unquantisable(stats: dict[str, dict[str, float]]) -> list[str]:
     return sorted(n for n, st in stats.items() if not all(np.isfinite(v) and abs(v) < FP16_MAX for v in (st["rmin"], st["rmax"])))
 
 
+_ACTIVATION_OPS = ("conv", "linear", "add", "avg_pool", "max_pool")  # the ops the prefix pass quantises around
+
+
+def _integer_ops(mlmodel) -> list[str]:
+    """The ops the activation passes would quantise around whose live inputs are not float (an
+    int32 add of token positions in a transformer): they have no range to quantise with (the
+    passes raised KeyError on MiniLM), so they are left alone."""
+    from coremltools.converters.mil.mil import types
+
+    prog = getattr(mlmodel, "_mil_program", None)
+    if prog is None:
+        return []
+    out = []
+    for fn in prog.functions.values():
+        for op in fn.operations:
+            if op.op_type in _ACTIVATION_OPS:
+                live = [op.inputs[k] for k in ("x", "y") if k in op.inputs and op.inputs[k].op is not None and op.inputs[k].op.op_type != "const"]
+                if any(not types.is_float(v.dtype) for v in live):
+                    out.append(op.name)
+    return out
+
+
 def quantize_activations(mlmodel, stats: dict[str, dict[str, float]], keep_float: tuple[str, ...] = (), weights=None, program_only: bool = False):
     """coremltools' insert_prefix/suffix_quantize_dequantize_pair passes over `stats` (int8
     activations), then the quantize/dequantize pairs of the vars in `keep_float` taken out again
@@ -125,7 +147,10 @@ def quantize_activations(mlmodel, stats: dict[str, dict[str, float]], keep_float
     from coremltools.converters.mil.mil.passes.pass_registry import PASS_REGISTRY
     from coremltools.models import utils as model_utils
 
-    config = cto.OptimizationConfig(global_config=cto.OpLinearQuantizerConfig(mode="linear_symmetric"))
+    skip = _integer_ops(mlmodel)  # integer arithmetic (token ids, positions) has no activation range
+    config = cto.OptimizationConfig(
+        global_config=cto.OpLinearQuantizerConfig(mode="linear_symmetric"), op_name_configs={n: None for n in skip} or None
+    )
     passes = []
     for name in ("compression::insert_prefix_quantize_dequantize_pair", "compression::insert_suffix_quantize_dequantize_pair"):
         p = PASS_REGISTRY[name]

@@ -1,4 +1,4 @@
-"""-inf padding before a max pool (PP-OCRv6's detector; `F.pad(x, ..., value=-inf)` in torch): the
+"""Core ML W8A8 edge cases. -inf padding before a max pool (PP-OCRv6's detector; `F.pad(x, ..., value=-inf)` in torch): the
 .pt2 loads (torch writes the float as "-Infinity"), and Core ML W8A8 keeps that activation float,
 since an int8 scale over a range that reaches -inf turns it into noise (the detector's W8A8 had
 cosine 0.05)."""
@@ -58,3 +58,43 @@ def test_minus_inf_padding_loads_and_stays_float_in_w8a8(tmp_path):
     art = json.loads((out / "report.json").read_text())["artifacts"][0]
     assert art["route"].endswith("; 1 with a non-finite range (max-pool padding) stay float")
     assert art["parity"]["outputs"][0]["min_cosine"] > 0.999
+
+
+def _int_add():
+    import torch
+    from torch import nn
+
+    torch.manual_seed(0)
+
+    class IntAdd(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.emb, self.pos, self.fc = nn.Embedding(64, 16), nn.Embedding(40, 16), nn.Linear(16, 8)
+
+        def forward(self, input_ids):
+            pos = torch.arange(input_ids.shape[1]).unsqueeze(0) + 2  # integer arithmetic, as a transformer's positions
+            return self.fc(torch.relu(self.emb(input_ids) + self.pos(pos))).mean(dim=1)
+
+    return IntAdd().eval()
+
+
+@pytest.mark.slow
+def test_integer_add_is_left_alone_by_w8a8_and_int8_auto(tmp_path):
+    """An int32 add (MiniLM's positions) has no activation range: W8A8 raised KeyError 'cast_41'
+    and int8_auto put an fp32 scale on an int32 quantize. Both now build and pass."""
+    import numpy as np
+    import torch
+
+    model = tmp_path / "intadd.pt2"
+    torch.export.save(torch.export.export(_int_add(), (torch.zeros(1, 8, dtype=torch.long),)), str(model))
+    calib = tmp_path / "calib"
+    calib.mkdir()
+    np.savez(calib / "samples.npz", input_ids=np.random.default_rng(0).integers(0, 64, (24, 8)).astype(np.int64))
+    profile = tmp_path / "p.toml"
+    profile.write_text(PROFILE.replace('["w8a8"]', '["w8a8", "int8_auto"]'), encoding="utf-8")
+    out = tmp_path / "out"
+    code, _, err = run_cli("build", str(model), "-c", str(calib), "-t", str(profile), "-o", str(out), "--no-cache", "-q")
+    assert code == 0, err
+    arts = {a["precision"]: a for a in json.loads((out / "report.json").read_text())["artifacts"]}
+    assert set(arts) == {"w8a8", "int8_auto"}
+    assert all(a["parity"]["outputs"][0]["min_cosine"] > 0.99 for a in arts.values())
