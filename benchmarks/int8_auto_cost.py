@@ -45,7 +45,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 PLAIN_INT8 = {"ort": "int8", "tflite": "int8", "coreml": "w8a8"}
 # tests/int8_auto_models.py factories: (input shape without batch, the function there that gives the
 # budget a user of that model declares as profile TOML (precision, output name), or None: the defaults)
-MODELS = {"outlier_net": ((3, 16, 16), None), "detector_head": ((3, 32, 32), "detector_tolerances_toml")}
+MODELS = {
+    "outlier_net": ((3, 16, 16), None),
+    "outlier_split_net": ((3, 16, 16), None),
+    "detector_head": ((3, 32, 32), "detector_tolerances_toml"),
+}
+# output kinds a user of the model declares ([outputs.NAME] kind): outlier_split_net's output is a
+# feature vector (tests/test_int8_auto_formats.py names it "features"; a .pt2's output is "output")
+OUTPUT_KINDS = {"outlier_split_net": "embedding"}
 PT2_OUTPUT = "output"  # the name edgepack gives a .pt2's single output
 CALIBRATION_SAMPLES = 40  # as tests/test_int8_auto_ort.py: 24 calibrate (16 fit + 8 check), 16 held out
 GOAL_RATIO = 3.0  # "not more than a few times one plain int8 cell": the build's wall time, taken as 3x
@@ -163,6 +170,9 @@ def run_case(model_name: str, fmt: str, model: Path, calib: Path, budget, repeat
     plain = PLAIN_INT8[fmt]
     profile = work / f"{model_name}-{fmt}.toml"
     declared = budget(plain, PT2_OUTPUT) + budget("int8_auto", PT2_OUTPUT)
+    if model_name in OUTPUT_KINDS:
+        declared += f'[outputs.{PT2_OUTPUT}]\nkind = "{OUTPUT_KINDS[model_name]}"\n'
+
     profile.write_text(PROFILE.format(fmt=fmt, plain=plain) + declared, encoding="utf-8")
     runs = []
     for i in range(repeat):
