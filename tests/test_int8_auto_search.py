@@ -2,34 +2,12 @@
 failure when nothing reaches the budget, and a candidate that the quantiser refuses."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
-from conftest import run_cli, save_onnx, write_stacked
-from int8_auto_models import outlier_net
-
-
-@pytest.fixture(scope="module")
-def files(tmp_path_factory):
-    import torch
-
-    d = tmp_path_factory.mktemp("search")
-    onnx_path = save_onnx(outlier_net(), (torch.randn(1, 3, 16, 16),), d / "outlier.onnx", output_names=("logits",))
-    return {"onnx": onnx_path, "calib": write_stacked(d / "calib", 40, (3, 16, 16)), "dir": d}
-
-
-def _backend(files, work):
-    from edgepack.formats.ort_mobile.auto import OrtBackend
-    from edgepack.profiles import QuantSettings
-
-    return OrtBackend(Path(files["onnx"]), work, QuantSettings(), {"image": "image"}, None, "all", "arm")
-
-
-def _samples(n, seed=0):
-    rng = np.random.default_rng(seed)
-    return [{"image": rng.standard_normal((1, 3, 16, 16)).astype(np.float32)} for _ in range(n)]
+from conftest import run_cli
+from test_int8_auto_ort import _backend, _samples
+from test_int8_auto_ort import outlier_files as files  # noqa: F401  (the fixture, under this module's name)
 
 
 def _reference(files):
