@@ -104,7 +104,7 @@ def evaluate(budget: Budget, refs: list[list[np.ndarray]], outs: list[list[np.nd
             if rel < worst:
                 worst, binding = rel, (name, c.metric)
             if not c.passed:
-                failures.append(f"output '{name}': {c.metric} {c.value if c.value is not None else 'undefined'} vs {c.threshold:g}")
+                failures.append(f"output '{name}': {c.metric} {f'{c.value:.6g}' if c.value is not None else 'undefined'} vs {c.threshold:g}")
     if worst == float("inf"):
         worst = 0.0
     return Figures(not failures, float(worst), values, tuple(failures), binding)

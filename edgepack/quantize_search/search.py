@@ -118,6 +118,7 @@ def search(
             raise
         except Exception as exc:  # this candidate only: the quantiser or the runtime refused it
             cand, fig = None, failed(f"candidate failed: {type(exc).__name__}: {first_line(exc)[:200]}")
+        step(f"int8_auto: candidate {built[0]} ({label}): {'meets the budget' if fig.passed else (fig.failures or ('misses',))[0]}")
         if record:
             moved = [n for n in names if precisions.get(n, "int8") != "int8"]
             size = backend.size(cand) if cand is not None else None
