@@ -66,6 +66,13 @@ def standard_fixes(base: dict[str, Any], percentile: bool = True) -> list[tuple[
     return out
 
 
+def widened(lo, hi, margin: float):
+    """A calibrated range [lo, hi] widened by `margin` x (hi - lo) on both sides: base["range_margin"],
+    as every backend applies it (scalars or arrays; a zero-width range stays as it is)."""
+    pad = (hi - lo) * margin
+    return lo - pad, hi + pad
+
+
 def split_calibration(samples: list) -> tuple[list, list]:
     """(search-fit, search-check): every third sample checks, the rest calibrate; with fewer than
     three samples both are all of them (the recipe then says so)."""

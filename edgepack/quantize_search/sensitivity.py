@@ -60,3 +60,18 @@ def added_noise_db(out_db: float, in_db: float) -> float:
     worst-channel SQNRs in dB). Lower = more sensitive; CAP_DB when it adds none."""
     added = 10 ** (-out_db / 10) - 10 ** (-min(in_db, CAP_DB) / 10)
     return CAP_DB if added <= 10 ** (-CAP_DB / 10) else float(max(-CAP_DB, min(CAP_DB, -10 * math.log10(added))))
+
+
+def own_rounding_db(pre: np.ndarray, quantised: np.ndarray, axis: int) -> float:
+    """A layer's own output rounding, from one run: its float value `pre` (computed from inputs that
+    are already quantised, so blind to what came before) against its quantised-dequantised value,
+    within the range that quantisation kept."""
+    return channel_sqnr_db(np.clip(pre, quantised.min(), quantised.max()), quantised, axis)
+
+
+def added_db(ref: np.ndarray, quantised: np.ndarray, axis: int, inputs, layout: str = "nchw") -> float:
+    """All a layer adds (weight rounding too), while its inputs are still sound: the noise of its
+    quantised output against the float model's `ref` less its inputs' worst, `inputs` being
+    (float model's, candidate's) pairs; CAP_DB once an input is below SOUND_INPUT_DB."""
+    in_db = min((channel_sqnr_db(r, x, default_axis(r.shape, layout)) for r, x in inputs if r.shape == x.shape), default=CAP_DB)
+    return added_noise_db(channel_sqnr_db(ref, quantised, axis), in_db) if in_db >= SOUND_INPUT_DB else CAP_DB

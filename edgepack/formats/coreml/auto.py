@@ -27,8 +27,8 @@ from typing import Any
 
 import numpy as np
 
-from ...quantize_search.search import standard_fixes
-from ...quantize_search.sensitivity import CAP_DB, SOUND_INPUT_DB, added_noise_db, channel_sqnr_db, default_axis
+from ...quantize_search.search import standard_fixes, widened
+from ...quantize_search.sensitivity import CAP_DB, added_db, default_axis, own_rounding_db
 from . import compress
 
 _SUFFIXES = ("_cast_fp16", "_cast_fp32", "_cast")
@@ -159,8 +159,7 @@ class CoreMLBackend:
         m = float(base["range_margin"])
         stats = {}
         for k, s in self.stats(samples).items():
-            w = m * (s["rmax"] - s["rmin"])
-            stats[k] = {"rmin": s["rmin"] - w, "rmax": s["rmax"] + w}
+            stats[k] = dict(zip(("rmin", "rmax"), widened(s["rmin"], s["rmax"], m)))
         floats = [la for la in self._layers if precisions.get(la["name"], "int8") == "float"]
         keep = {o for la in floats for o in la["ops"]} if base["float_weights"] != "int8" else set()
         weights = compress.int8_weight_config(
@@ -223,10 +222,9 @@ class CoreMLBackend:
                 if q is None or v not in ref or v not in art:
                     continue
                 axis = default_axis(ref[v].shape)
-                own = channel_sqnr_db(np.clip(art[v], q.min(), q.max()), q, axis)
+                own = own_rounding_db(art[v], q, axis)
                 ins = [(ref[i], art[dq.get(i, i)]) for i in la["ins"] if i in ref and dq.get(i, i) in art]
-                in_db = min((channel_sqnr_db(r, a, default_axis(r.shape)) for r, a in ins if r.shape == a.shape), default=CAP_DB)
-                added = added_noise_db(channel_sqnr_db(ref[v], q, axis), in_db) if in_db >= SOUND_INPUT_DB else CAP_DB
+                added = added_db(ref[v], q, axis, ins)
                 # ties (two layers that both round a channel to nothing: 0 dB) go to the one with
                 # more such channels: its median channel, at a weight too small to matter otherwise
                 acc.setdefault(name, []).append(min(own, added) + 1e-3 * _median_channel_db(art[v], q, axis))

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from ...quantize_search.search import standard_fixes
-from ...quantize_search.sensitivity import CAP_DB, SOUND_INPUT_DB, added_noise_db, channel_sqnr_db, default_axis
+from ...quantize_search.sensitivity import CAP_DB, added_db, default_axis, own_rounding_db
 from .quantize import prepare_for_int8, quantize_prepared
 
 # Node types ONNX Runtime's QDQ quantiser quantises (its registry), read at first use.
@@ -206,10 +206,9 @@ class OrtBackend:
                 axis = default_axis(ref[t].shape)
                 # its own output rounding, in the same run (blind to what came before) ...
                 q = art[tq]
-                own = channel_sqnr_db(np.clip(art[pre_q], q.min(), q.max()), q, axis) if pre_q else CAP_DB
+                own = own_rounding_db(art[pre_q], q, axis) if pre_q else CAP_DB
                 # ... and, while its inputs are still sound, all it adds (weights too)
-                in_db = min(channel_sqnr_db(ref[x], art[y], default_axis(ref[x].shape)) if ref[x].shape == art[y].shape else CAP_DB for x, y in ins)
-                added = added_noise_db(channel_sqnr_db(ref[t], q, axis), in_db) if in_db >= SOUND_INPUT_DB else CAP_DB
+                added = added_db(ref[t], q, axis, [(ref[x], art[y]) for x, y in ins])
                 acc.setdefault(layer, []).append(min(own, added))
         return {k: float(min(v)) for k, v in acc.items()}
 

@@ -189,6 +189,8 @@ def widen_ranges(src: Path, dest: Path, margin: float) -> Path:
     import numpy as np
     from onnxruntime.quantization.calibrate import TensorData, TensorsData, load_tensors_data, save_tensors_data
 
+    from ...quantize_search.search import widened
+
     data = load_tensors_data(src)
     out = {}
     for name in data:
@@ -196,8 +198,8 @@ def widen_ranges(src: Path, dest: Path, margin: float) -> Path:
         attrs = {k: getattr(td, k) for k in td._attrs}
         if "lowest" in attrs and "highest" in attrs:
             lo, hi = np.asarray(attrs["lowest"]), np.asarray(attrs["highest"])
-            pad = (hi.astype(np.float64) - lo) * margin
-            attrs["lowest"], attrs["highest"] = (lo - pad).astype(lo.dtype), (hi + pad).astype(hi.dtype)
+            wide_lo, wide_hi = widened(lo.astype(np.float64), hi.astype(np.float64), margin)
+            attrs["lowest"], attrs["highest"] = wide_lo.astype(lo.dtype), wide_hi.astype(hi.dtype)
         out[name] = TensorData(**attrs)
     save_tensors_data(TensorsData(data.calibration_method, out), dest)
     return dest

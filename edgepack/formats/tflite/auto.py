@@ -43,8 +43,8 @@ from typing import Any
 
 import numpy as np
 
-from ...quantize_search.search import standard_fixes
-from ...quantize_search.sensitivity import CAP_DB, SOUND_INPUT_DB, added_noise_db, channel_sqnr_db, default_axis
+from ...quantize_search.search import standard_fixes, widened
+from ...quantize_search.sensitivity import CAP_DB, added_db, channel_sqnr_db, default_axis
 from ...runtimes.litert import LiteRtSession, new_interpreter
 from . import build_steps, variants
 from .flatbuf import read_graph, schema
@@ -151,7 +151,7 @@ class TfliteBackend:
             out.update({g.tensors[t].name: q16[g.tensors[t].name] for t in sixteen if g.tensors[t].name in q16})
         m = float(base.get("range_margin", 0.0))
         if m:
-            out = {n: {"min": r["min"] - m * (r["max"] - r["min"]), "max": r["max"] + m * (r["max"] - r["min"])} for n, r in out.items()}
+            out = {n: dict(zip(("min", "max"), widened(r["min"], r["max"], m))) for n, r in out.items()}
         return out
 
     def layer_configs(self, eff: dict[int, str]) -> tuple[tuple[str, str, str], ...]:
@@ -228,12 +228,8 @@ class TfliteBackend:
                     continue
                 axis = default_axis(ref.shape, "nhwc")
                 own = channel_sqnr_db(ref, _on_grid(ref, cg.tensors[tc]), axis)
-                in_db = CAP_DB
-                for fi, ci in ins:
-                    r, x = value(fs, fg, fi), value(cs, cg, ci)
-                    if r.shape == x.shape:
-                        in_db = min(in_db, channel_sqnr_db(r, x, default_axis(r.shape, "nhwc")))
-                added = added_noise_db(channel_sqnr_db(ref, q, axis), in_db) if ins and in_db >= SOUND_INPUT_DB else CAP_DB
+                pairs = [(value(fs, fg, fi), value(cs, cg, ci)) for fi, ci in ins]
+                added = added_db(ref, q, axis, pairs, "nhwc") if ins else CAP_DB  # an input adds only its own rounding
                 acc.setdefault(name, []).append(min(own, added))
         return {k: float(min(v)) for k, v in acc.items()} or None
 
