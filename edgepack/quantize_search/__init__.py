@@ -54,6 +54,7 @@ def recipe_for(job, fmt: str, backend) -> Recipe:
     return search(fmt, backend, budget, list(job.calibration), reference, step=job.progress.step)
 
 
-def details(recipe: Recipe) -> dict:
-    """The Artifact.details entries of an int8_auto artifact."""
-    return {"recipe": recipe.to_json()}
+def details(recipe: Recipe, job, suffix: str) -> dict:
+    """The Artifact.details entries of an int8_auto artifact, the recipe written beside it
+    (recipe_path) and listed as the artifact's extra file ("_files")."""
+    return {"recipe": recipe.to_json(), "_files": [recipe.write(recipe_path(job, suffix))]}

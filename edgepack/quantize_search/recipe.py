@@ -47,6 +47,13 @@ class Recipe:
         moved.sort(key=lambda la: (la.get("sensitivity_db") is None, la.get("sensitivity_db") or 0.0))
         return [la["name"] for la in moved]
 
+    def provenance(self) -> str:
+        """How this recipe was found, for an artifact's route: "reused recipe FILE" or "searched
+        over N candidates"."""
+        if self.search.get("reused"):
+            return "reused recipe " + self.search.get("from", "")
+        return f"searched over {self.search.get('candidates')} candidates"
+
     def counts(self) -> dict[str, int]:
         return {p: sum(1 for la in self.layers if la["precision"] == p) for p in LAYER_PRECISIONS}
 

@@ -179,26 +179,25 @@ class CoreML(Format):
     def _int8_auto(self, job: FormatJob, mlmodel, package: Path):
         """Search (or reuse) the recipe, then W8A8 with it over every calibration sample:
         (model, route detail, details with the recipe and its file, how the recipe was found)."""
-        from ...quantize_search import details, recipe_for, recipe_path
+        from ...quantize_search import details, recipe_for
         from .auto import CoreMLBackend
 
         backend = CoreMLBackend(mlmodel, package, job.source, job.workdir, job.progress.track, job.options["compute_precision"])
         recipe = recipe_for(job, self.name, backend)
         model = backend.quantise(recipe.base, recipe.precision_of(), list(job.calibration))
         c = recipe.counts()
-        how = "reused recipe " + recipe.search.get("from", "") if recipe.search.get("reused") else f"searched over {recipe.search.get('candidates')} candidates"
+        how = recipe.provenance()
         b = {**backend.base(), **recipe.base}
         detail = (
             f" ({c['int8']} activations int8, {c['float']} float; ranges: true min/max over {len(job.calibration)} samples, margin {b['range_margin']:g}; "
             f"weights int8 {'per channel' if b['per_channel'] else 'per tensor'}, above {b['weight_threshold']} elements"
             + (f", {b['float_weights']} in float layers and their readers)" if b["float_weights"] != "int8" else ")")
         )
-        out = details(recipe)
+        out = details(recipe, job, self.suffix)
         floats = [la["name"] for la in recipe.layers if la["precision"] == "float"]
         if floats and b["float_weights"] != "int8":  # why its weight share can be low (the report's size note)
             out["uncompressed_reason"] = (
                 f"its {len(floats)} float layer(s) ({', '.join(floats[:4])}{', ...' if len(floats) > 4 else ''}) and the ops reading them "
                 f"keep {b['float_weights']} weights"
             )
-        out["_files"] = [recipe.write(recipe_path(job, self.suffix))]
         return model, detail, out, f"; {how}"

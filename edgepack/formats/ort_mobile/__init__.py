@@ -101,7 +101,7 @@ class OrtMobile(Format):
 
     def _int8_auto(self, job: FormatJob, fp32: Path, route: str, level: str, platform: str):
         """Search (or reuse) the recipe, then quantise with it over every calibration sample."""
-        from ...quantize_search import details, recipe_for, recipe_path
+        from ...quantize_search import details, recipe_for
         from .auto import OrtBackend
 
         names = {t.name: t.name for t in job.source.inputs}
@@ -111,7 +111,7 @@ class OrtMobile(Format):
         backend.quantise(recipe.base, recipe.precision_of(), list(job.calibration), onnx_path, cache=False)
         prep = backend.prepared(bool(recipe.base["per_channel"]))[1]
         c = recipe.counts()
-        how = "reused recipe " + recipe.search.get("from", "") if recipe.search.get("reused") else f"searched over {recipe.search.get('candidates')} candidates"
+        how = recipe.provenance()
         steps = (
             f"{route}{''.join(' -> ' + s for s in prep)} -> quantize_static QDQ int8_auto ({recipe.base['method']}, "
             f"{'per-channel' if recipe.base['per_channel'] else 'per-tensor'}"
@@ -119,8 +119,7 @@ class OrtMobile(Format):
             f"{c['int8']} layers int8, {c['int16']} int16, {c['float']} float"
             f"{' (fp32 weights)' if c['float'] and recipe.base.get('float_weights') == 'float' else ' (int8 weights)' if c['float'] else ''}; {how})"
         )
-        out = details(recipe)
-        out["_files"] = [recipe.write(recipe_path(job, self.suffix))]
+        out = details(recipe, job, self.suffix)
         return onnx_path, steps, out
 
 

@@ -120,7 +120,7 @@ def _int8_auto(job: FormatJob, fm) -> tuple[bytes, str, dict]:
     """Search (or reuse) the recipe, then quantise with it over every calibration sample."""
     import importlib.metadata as md
 
-    from ...quantize_search import details, recipe_for, recipe_path
+    from ...quantize_search import details, recipe_for
     from .auto import TfliteBackend
 
     backend = TfliteBackend(job, fm, job.options["layout"])
@@ -134,6 +134,5 @@ def _int8_auto(job: FormatJob, fm) -> tuple[bytes, str, dict]:
         f"activation ranges by edgepack ({method}{margin}) over {len(job.calibration)} calibration samples; "
         f"{c['int8']} layers int8, {c['int16']} int16, {c['float']} float{' with fp32 weights' if b.get('float_weights') == 'float' else ''})"
     )  # the route is in the .tflite's metadata: whether the recipe was searched or reused is not (byte-identical reuse)
-    out = details(recipe)
-    out["_files"] = [recipe.write(recipe_path(job, TFLite.suffix))]
+    out = details(recipe, job, TFLite.suffix)
     return content, route, out
