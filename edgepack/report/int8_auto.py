@@ -11,17 +11,16 @@ import re
 from html import escape as e
 from typing import Any
 
+from ..quantize_search.recipe import SUFFIX as RECIPE_SUFFIX
 from ..types import ArtifactResult
 from .summary import TERMINAL_WIDTH, clip, human_size
 from .svg import StepPoint, steps_chart
-
-RECIPE_SUFFIX = ".recipe.json"
-
 
 
 def shown(la: dict) -> str:
     """How a layer is shown: its label where the format gives one (LiteRT), else its name."""
     return la.get("label") or la["name"]
+
 
 def recipe_of(r: ArtifactResult) -> dict[str, Any] | None:
     """The artifact's recipe JSON, or None for any other artifact."""
@@ -163,13 +162,17 @@ def _sensitivity(la: dict) -> str:
     return "–"
 
 
+def _candidates_text(search: dict) -> str:
+    n = search.get("candidates")
+    return f"{n} candidate{'s' if n != 1 else ''}, {float(search.get('seconds') or 0):.1f} s"
+
+
 def cost_text(rec: dict) -> str:
     """The search's cost, or "reused recipe FILE"."""
     s = rec.get("search") or {}
     if s.get("reused"):
         return f"reused recipe {s.get('from') or 'file'} (no search)"
-    n = s.get("candidates")
-    text = f"{n} candidate{'s' if n != 1 else ''}, {float(s.get('seconds') or 0):.1f} s"
+    text = _candidates_text(s)
     if s.get("fit_samples") is not None:
         text += f" on {s['fit_samples']} fit + {s.get('check_samples')} check samples"
     if s.get("sensitivity"):
@@ -228,8 +231,7 @@ def terminal_line(r: ArtifactResult, with_target: bool = False, width: int = TER
     if s.get("reused"):
         cost = f"reused {s.get('from') or 'recipe'}"
     else:
-        n = s.get("candidates")
-        cost = f"{n} candidate{'s' if n != 1 else ''}, {float(s.get('seconds') or 0):.1f} s"
+        cost = _candidates_text(s)
     if not falls:
         return clip(head + f"no fallback, {cost}", width)
     what = f"{len(falls)} fallback{'s' if len(falls) != 1 else ''}"
