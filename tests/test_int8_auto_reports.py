@@ -249,3 +249,25 @@ def test_real_build_reports_its_recipe_everywhere(real_build):
     (line,) = [ln for ln in stdout.splitlines() if ln.startswith("int8_auto ort: ")]
     assert line.startswith("int8_auto ort: 1 fallback (node_conv2d → ") and len(line) <= TERMINAL_WIDTH
     assert f"{rec['search']['candidates']} candidates" in line
+
+
+def test_a_mover_that_followed_its_input_says_so():
+    """A layer the search moved with the layers it reads (`with_input`) is named as such in the
+    manifest, report.md and report.html, not by a sensitivity it was not chosen for."""
+    from edgepack.report.int8_auto import html_section
+
+    rep = auto_build()
+    auto = rep.artifacts[1]
+    rec = auto.artifact.details["recipe"]
+    rec["layers"].insert(2, {"name": "node_maxpool", "op_type": "MaxPool", "sensitivity_db": 120.0, "precision": "float", "with_input": True})
+    rec["counts"] = {"int8": 4, "int16": 0, "float": 2}
+    rec["fallbacks"] = ["node_conv2d", "node_maxpool"]
+    rec["search"]["confirm_samples"] = 8
+    fallbacks = manifest_entry(auto)["fallbacks"]
+    assert [f["name"] for f in fallbacks] == ["node_conv2d", "node_maxpool"]
+    assert fallbacks[1]["with_input"] is True and "with_input" not in fallbacks[0]
+    md = "\n".join(markdown_block(auto))
+    assert "`node_maxpool` (MaxPool) → float, moves values only: follows its input" in md
+    html = html_section(auto)
+    assert "<td>moves values only: follows its input</td>" in html
+    assert "a passing one also on 8 search-fit samples" in html

@@ -83,3 +83,76 @@ def test_cli_exit_4_names_the_best_figure(files, tmp_path):
     assert code == 4
     last = err.strip().splitlines()[-1]
     assert last.startswith("edgepack: error: [t] ort int8_auto failed at quantise: int8_auto: the budget is not met") and "best: output 'logits': min_sqnr_db" in last
+
+
+def test_movers_follow_the_layers_they_read():
+    from edgepack.quantize_search.search import settled
+
+    movers = {"pad": ["conv"], "transpose": ["pad"], "cat": ["conv", "conv2"]}
+    options = ("int16", "float")
+    # conv fell back: its pad follows, and the transpose that reads the pad; the concat also reads an int8 conv
+    got = settled({"conv": "float", "pad": "int8", "transpose": "int8", "cat": "int8", "conv2": "int8"}, movers, options)
+    assert got == {"conv": "float", "pad": "float", "transpose": "float", "cat": "int8", "conv2": "int8"}
+    # a concat of an int16 and a float layer takes the better of the two
+    got = settled({"conv": "int16", "conv2": "float"}, movers, options)
+    assert got["cat"] == "float" and got["pad"] == "int16" and got["transpose"] == "int16"
+    # a mover set by the search itself keeps its precision; nothing fallen back: nothing follows
+    assert settled({"conv": "float", "pad": "int16"}, movers, options)["pad"] == "int16"
+    assert settled({"conv": "int8"}, movers, options) == {"conv": "int8"}
+
+
+def test_ort_movers_are_the_slices_of_the_outlier_conv(tmp_path):
+    import torch
+
+    from conftest import save_onnx
+    from edgepack.formats.ort_mobile.auto import OrtBackend
+    from edgepack.profiles import QuantSettings
+    from int8_auto_models import outlier_split_net
+
+    path = save_onnx(outlier_split_net(), (torch.randn(1, 3, 16, 16),), tmp_path / "split.onnx", output_names=("logits",))
+    backend = OrtBackend(path, tmp_path, QuantSettings(), {"image": "image"}, None, "all", "arm")
+    types = {la["name"]: la["op_type"] for la in backend.layers()}
+    movers = backend.movers()
+    assert movers and {types[m] for m in movers} == {"Slice"}
+    assert all(reads == ["node_conv2d"] and types[reads[0]] == "Conv+Relu" for reads in movers.values())
+
+
+class RecordsRuns:
+    """The real ORT backend, recording the samples of each run."""
+
+    def __init__(self, backend):
+        self.backend = backend
+        self.fallback_options = backend.fallback_options
+        self.runs: list[tuple[int, ...]] = []
+
+    def __getattr__(self, name):
+        return getattr(self.backend, name)
+
+    def run(self, candidate, samples):
+        self.runs.append(tuple(id(s) for s in samples))
+        return self.backend.run(candidate, samples)
+
+
+@pytest.mark.parametrize("n, confirm", [(24, 8), (60, 0)])
+def test_a_pass_on_few_check_samples_is_confirmed_on_fit_samples(files, tmp_path, n, confirm):
+    """24 calibration samples: 16 fit, 8 check; a candidate that meets the budget on the 8 is judged
+    again on 8 fit samples too (MIN_JUDGED 16), a failing one is not. 60: 20 check, none added."""
+    from edgepack.quantize_search import Budget, search
+    from edgepack.quantize_search.search import MIN_JUDGED, split_calibration
+    from edgepack.validate.tolerances import Threshold
+
+    budget = Budget(("logits",), {"logits": {"min_cosine": Threshold(0.99, "defaults.int8_auto")}})
+    backend = RecordsRuns(_backend(files, tmp_path))
+    samples = _samples(n)
+    recipe = search("ort", backend, budget, samples, _reference(files))
+    fit, check = split_calibration(samples)
+    check_ids, extra_ids = tuple(id(s) for s in check), tuple(id(s) for s in fit[:confirm])
+    assert recipe.search["confirm_samples"] == confirm == max(0, MIN_JUDGED - len(check))
+    assert set(backend.runs) <= {check_ids, extra_ids}
+    assert backend.runs[0] == check_ids and backend.runs.count(check_ids) == recipe.search["candidates"]
+    # a confirming run comes right after a check run, only for a candidate that passed there
+    confirmed = [i for i, r in enumerate(backend.runs) if r == extra_ids and confirm]
+    assert all(backend.runs[i - 1] == check_ids for i in confirmed)
+    assert (len(confirmed) >= 1) == bool(confirm)
+    best = min((s for s in recipe.steps if s["passed"]), key=lambda s: s["fallbacks"])
+    assert best["values"]["logits"]["min_cosine"] >= 0.9925

@@ -2,11 +2,12 @@
 
     {"edgepack_recipe": 1, "format": "ort", "precision": "int8_auto",
      "base": {format-specific settings of the whole model: method, per_channel, ...},
-     "layers": [{"name", "op_type", "precision": "int8" | "int16" | "float", "sensitivity_db"}],
+     "layers": [{"name", "op_type", "precision": "int8" | "int16" | "float", "sensitivity_db",
+                 "with_input": true for a mover that followed the layers it reads}],
      "fallbacks": [names of the layers not in int8, most sensitive first],
      "fixes": [{"fix", "on_top_of", "score", "passed", "helped"}],
      "steps": [{"fallbacks", "layers", "passed", "score", "values", "size_bytes"}],
-     "search": {"fit_samples", "check_samples", "candidates", "seconds", "reused"},
+     "search": {"fit_samples", "check_samples", "confirm_samples", "candidates", "seconds", "reused"},
      "budget": {output: {key: {"value", "source"}}}}
 
 A recipe given back (`--recipe FILE`, or `[formats.<fmt>] recipe = "FILE"`) is applied as it is,
@@ -44,7 +45,8 @@ class Recipe:
     @property
     def fallbacks(self) -> list[str]:
         moved = [la for la in self.layers if la["precision"] != "int8"]
-        moved.sort(key=lambda la: (la.get("sensitivity_db") is None, la.get("sensitivity_db") or 0.0))
+        # most sensitive first; the movers that followed their input (with_input) last
+        moved.sort(key=lambda la: (bool(la.get("with_input")), la.get("sensitivity_db") is None, la.get("sensitivity_db") or 0.0))
         return [la["name"] for la in moved]
 
     def provenance(self) -> str:

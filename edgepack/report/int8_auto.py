@@ -61,6 +61,8 @@ def manifest_entry(r: ArtifactResult) -> dict[str, Any] | None:
             item["label"] = la["label"]
         if la.get("skip_one_loss") is not None:
             item["skip_one_loss"] = la["skip_one_loss"]
+        if la.get("with_input"):
+            item["with_input"] = True
         fallbacks.append(item)
     search = rec.get("search") or {}
     out = {
@@ -154,7 +156,14 @@ def step_points(rec: dict, output: str, key: str) -> list[StepPoint]:
     return pts
 
 
+def _confirmed(rec: dict) -> str:
+    n = (rec.get("search") or {}).get("confirm_samples")
+    return f"; a passing one also on {n} search-fit samples" if n else ""
+
+
 def _sensitivity(la: dict) -> str:
+    if la.get("with_input"):  # a mover the search moved with the layers it reads
+        return "moves values only: follows its input"
     if la.get("sensitivity_db") is not None:
         return f"{la['sensitivity_db']:.2f} dB"
     if la.get("skip_one_loss") is not None:
@@ -279,7 +288,7 @@ def html_section(r: ArtifactResult) -> str:
     if bind:
         out, key, thr = bind
         parts.append(
-            f"<p>Each candidate on the search-check samples (calibration data, never the held-out part): "
+            f"<p>Each candidate on the search-check samples (calibration data, never the held-out part{_confirmed(rec)}): "
             f"output {e(out)}, {e(key)} (the binding check), against the number of fallbacks.</p>"
             + steps_chart(step_points(rec, out, key), thr, f"{out}: {key}", _direction(key) == ">=")
         )

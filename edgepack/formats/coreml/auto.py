@@ -34,6 +34,11 @@ from . import compress
 _SUFFIXES = ("_cast_fp16", "_cast_fp32", "_cast")
 _CORE_OPS = {"conv", "linear", "add", "avg_pool", "max_pool"}  # what the passes quantise around
 _WEIGHTED = {"conv", "linear", "conv_transpose", "matmul"}  # ops whose const weights int8_weights quantises
+# MIL ops that only move or select values: between float layers, an int8 one adds a rounding and saves nothing
+_MOVERS = {
+    "pad", "transpose", "reshape", "squeeze", "expand_dims", "concat", "slice_by_index", "slice_by_size", "split",
+    "gather", "max_pool", "upsample_nearest_neighbor", "tile", "depth_to_space", "space_to_depth",
+}
 _ACTIVATIONS = {"leaky_relu", "tanh", "scaled_tanh", "sigmoid", "hard_sigmoid", "relu", "relu6"}  # fused by the suffix pass
 
 
@@ -120,6 +125,8 @@ class CoreMLBackend:
                         core = x.op
                     kind = core.op_type if core is op else f"{core.op_type}+{op.op_type}"
                     ins = [v.name for k, v in core.inputs.items() if k in ("x", "y") and (v.op is None or v.op.op_type != "const")]
+                    if core.op_type == "concat":
+                        ins = [v.name for v in core.inputs["values"] if v.op is None or v.op.op_type != "const"]
                     la = {"name": _short(core.outputs[0].name), "op_type": kind, "var": var, "ins": ins, "ops": [core.name] if core.op_type in _WEIGHTED else []}
                 # a float layer computes in float, and so do the ops that read it (as in ORT's exclusion)
                 la["ops"] += [c.name for c in producer[var].outputs[0].child_ops if c.op_type in _WEIGHTED] if var in producer else []
@@ -130,6 +137,18 @@ class CoreMLBackend:
                 layers.append(la)
             self._layers = layers
         return [{"name": la["name"], "op_type": la["op_type"]} for la in self._layers]
+
+    def movers(self) -> dict[str, list[str]]:
+        """{layer: [the layers whose activations it reads]} for the layers of _MOVERS ops (an
+        input var that no layer quantises leaves the mover out)."""
+        self.layers()
+        made_by = {la["var"]: la["name"] for la in self._layers}
+        made_by.update({la["name"]: la["name"] for la in self._layers if la["op_type"] == "input"})
+        out = {}
+        for la in self._layers:
+            if la["op_type"] in _MOVERS and la["ins"] and all(v in made_by for v in la["ins"]):
+                out[la["name"]] = list(dict.fromkeys(made_by[v] for v in la["ins"]))
+        return out
 
     def base(self) -> dict[str, Any]:
         # every weight in int8, however small (coremltools' default threshold would leave weights of

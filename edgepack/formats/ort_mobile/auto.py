@@ -27,6 +27,18 @@ from .quantize import prepare_for_int8, quantize_prepared
 # Node types ONNX Runtime's QDQ quantiser quantises (its registry), read at first use.
 _FUSED_ACTIVATIONS = {"Relu", "Clip"}
 _SKIP_OUTPUT_TYPES = {"Shape", "Size", "NonZero", "ArgMax", "ArgMin", "TopK"}
+# node types that only move or select values: between float layers, an int8 one adds a rounding and saves nothing
+_MOVERS = {
+    "Transpose", "Reshape", "Flatten", "Squeeze", "Unsqueeze", "Pad", "Concat", "Slice", "Split", "Gather",
+    "MaxPool", "DepthToSpace", "SpaceToDepth", "Expand", "Tile", "Resize",
+}
+
+
+def _attr(node, name: str, default):
+    for a in node.attribute:
+        if a.name == name:
+            return a.s if a.type == a.STRING else a
+    return default
 
 
 class OrtBackend:
@@ -83,8 +95,21 @@ class OrtBackend:
                     la.update(op_type=f"{node.op_type}+{act.op_type}", tensor=act.output[0], members=[name, users[0]])
                     absorbed.add(users[0])
                 out.append(la)
+            made_by = {la["tensor"]: la["name"] for la in out}
+            for la in out:  # what a mover reads: its data input (a Pad's/Resize's other inputs are sizes)
+                node = by_name.get(la["name"])
+                if node is None or node.op_type not in _MOVERS or (node.op_type == "Resize" and _attr(node, "mode", b"nearest") != b"nearest"):
+                    continue
+                ins = [t for t in node.input if t and t not in inits] if node.op_type == "Concat" else [node.input[0]]
+                if ins and all(t in made_by for t in ins):
+                    la["reads"] = list(dict.fromkeys(made_by[t] for t in ins))
             self._layers = out
         return [{"name": la["name"], "op_type": la["op_type"]} for la in self._layers]
+
+    def movers(self) -> dict[str, list[str]]:
+        """{layer: [the layers whose outputs it reads]} for the layers of _MOVERS nodes."""
+        self.layers()
+        return {la["name"]: la["reads"] for la in self._layers if la.get("reads")}
 
     def base(self) -> dict[str, Any]:
         q = self.quant

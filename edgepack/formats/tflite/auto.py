@@ -53,6 +53,12 @@ from .flatbuf import read_graph, schema
 # weights (weight-only), "float" not quantised
 RANK = {"int8": 0, "int16": 1, "float_w8": 2, "float_w16": 3, "float": 4}
 FLOAT_OP = {"int8": "float_w8", "fp16": "float_w16", "float": "float"}  # base "float_weights" -> a float layer's op precision
+# ops that only move or select values: between float layers, an int8 one adds a rounding and saves nothing
+MOVERS = {
+    "PAD", "PADV2", "MIRROR_PAD", "TRANSPOSE", "RESHAPE", "SQUEEZE", "EXPAND_DIMS", "CONCATENATION", "SLICE",
+    "STRIDED_SLICE", "SPLIT", "SPLIT_V", "GATHER", "MAX_POOL_2D", "RESIZE_NEAREST_NEIGHBOR", "DEPTH_TO_SPACE",
+    "SPACE_TO_DEPTH", "PACK", "UNPACK", "TILE", "BROADCAST_TO",
+}
 
 
 def quantiser_ops() -> dict[str, str]:
@@ -107,6 +113,21 @@ class TfliteBackend:
                 out.append({"name": scope_of(g, op)[:-1], "op_type": op.name, "label": label, "op": op.index, "tensors": outs})
             self._layers = out
         return [{"name": la["name"], "op_type": la["op_type"], **({"label": la["label"]} if "label" in la else {})} for la in self._layers]
+
+    def movers(self) -> dict[str, list[str]]:
+        """{layer: [the layers whose tensors it reads]} for the layers of MOVERS ops whose every
+        non-constant input some layer produces."""
+        self.layers()
+        g = self.graph
+        made_by = {t: la["name"] for la in self._layers for t in la["tensors"]}
+        out = {}
+        for la in self._layers:
+            if la["op"] is None or la["op_type"] not in MOVERS:
+                continue
+            ins = [t for t in g.ops[la["op"]].inputs if t >= 0 and not g.tensors[t].constant]
+            if ins and all(t in made_by for t in ins):
+                out[la["name"]] = list(dict.fromkeys(made_by[t] for t in ins))
+        return out
 
     def base(self) -> dict[str, Any]:
         q = self.job.quantization
