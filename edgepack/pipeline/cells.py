@@ -17,22 +17,25 @@ STAGES = ("convert", "quantise", "validate", "time")
 class StageClock:
     """Wall time per stage of one cell: `enter(stage)` closes the running stage and opens the next.
     "load" is the cell's wait for its converter (the model's loading and the converter's imports,
-    where the cell had to wait for them); the others are STAGES."""
+    where the cell had to wait for them); the others are STAGES. Times are time.monotonic(), one
+    clock for every process of the machine: a converter process stamps its stage changes (`at`),
+    so a parent that reads them late (busy with another cell) still splits the stages where they
+    happened."""
 
     def __init__(self, first: str = "load"):
         import time
 
-        self._now = time.perf_counter
+        self._now = time.monotonic
         self.stage, self.since = first, self._now()
         self.seconds: dict[str, float] = {}
 
-    def enter(self, stage: str) -> None:
-        now = self._now()
+    def enter(self, stage: str, at: float | None = None) -> None:
+        now = self._now() if at is None else min(max(at, self.since), self._now())
         self.seconds[self.stage] = round(self.seconds.get(self.stage, 0.0) + now - self.since, 4)
         self.stage, self.since = stage, now
 
-    def stop(self) -> dict[str, float]:
-        self.enter(self.stage)
+    def stop(self, at: float | None = None) -> dict[str, float]:
+        self.enter(self.stage, at)
         return dict(self.seconds)
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib
 import signal
 import sys
+import time
 import traceback
 from typing import Any
 
@@ -124,7 +125,7 @@ def _serve(conn, spec: WorkerSpec) -> None:
                 _run(task)
                 if fmt == name and not any(f == name for f, _ in tasks):
                     break
-        conn.send(("started",))
+        conn.send(("started", time.monotonic()))
         if isinstance(fields.get("calibration"), _Token):
             fields = {**fields, "calibration": data[fields["calibration"].id]}
         if not _build(conn, source, shared, module, qualname, fields):
@@ -142,12 +143,12 @@ def _build(conn, source: _Source, shared: dict, module: str, qualname: str, fiel
 
         def enter(name: str) -> None:
             stage[0] = name
-            conn.send(("stage", name))
+            conn.send(("stage", name, time.monotonic()))
 
         job = FormatJob(source=src, progress=_PipeProgress(conn), shared=shared.setdefault(fmt_cls.name, {}), on_stage=enter, **fields)
         for artifact in fmt_cls().build(job):
             conn.send(("artifact", artifact))
-        conn.send(("done",))
+        conn.send(("done", time.monotonic()))
     except BaseException as exc:  # noqa: BLE001 - everything goes back to the parent as a cell failure
         conn.send(("error", _describe(exc, stage[0])))
         if isinstance(exc, (KeyboardInterrupt, SystemExit)):

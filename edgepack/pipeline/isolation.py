@@ -207,17 +207,17 @@ class ConverterWorker:
             kind = msg[0]
             if kind == "started":  # the time limit counts from here, not from a warm-up import the cell waited for
                 started, deadline = True, time.monotonic() + timeout_s
-                clock.enter("convert")
+                clock.enter("convert", _stamp(msg, 1))
             elif kind == "progress":
                 _, how, text = msg
                 getattr(self.progress, how)(text)
             elif kind == "stage":
                 stage = msg[1]
-                clock.enter(stage)
+                clock.enter(stage, _stamp(msg, 2))
             elif kind == "artifact":
                 artifacts.append(msg[1])
             elif kind == "done":
-                seconds = clock.stop()
+                seconds = clock.stop(_stamp(msg, 1))
                 for a in artifacts:
                     a.stage_seconds = dict(seconds)
                 return artifacts
@@ -259,6 +259,11 @@ class ConverterWorker:
             f"{why}; the other cells are unaffected. Rerun with --debug, or report it with the model",
             "ConverterCrash", int(ExitCode.CONVERSION),
         )
+
+
+def _stamp(msg: tuple, i: int) -> float | None:
+    """The converter's time.monotonic() stamp at msg[i] (None from a converter that sends none)."""
+    return msg[i] if len(msg) > i and isinstance(msg[i], float) else None
 
 
 @dataclass(frozen=True)

@@ -20,14 +20,18 @@ class Crashy(Format):
     runtime = "onnxruntime"
     extra = "onnx"
     precisions = ("fp32", "int8")
-    options = {"mode": Option(str, "ok", "segv | abort | hang | raise | memory | ok")}
+    options = {"mode": Option(str, "ok", "segv | abort | hang | raise | memory | timed | ok")}
     warm_imports = ("crashy_warm",)  # a module that records, in the worker, that the warm-up imported it
 
     def build(self, job):
         mode = job.options["mode"]
         job.progress.step(f"crashy: {mode}")
+        if mode == "timed":  # 0.3 s converting, 0.5 s quantising
+            time.sleep(0.3)
         if job.precisions == ("int8",):
             job.enter("quantise")
+        if mode == "timed":
+            time.sleep(0.5)
         if mode == "segv":
             os.kill(os.getpid(), signal.SIGSEGV)
         if mode == "abort":

@@ -80,3 +80,29 @@ def test_the_worker_keeps_its_cache_and_calibration_across_cells(worker, tmp_pat
     assert b[0].path.read_text() == f"5 samples; build {first + 1} in this worker"
     assert id(samples) in worker._sent  # sent once, referred to by token after that
     assert "crashy: ok" in worker.lines.lines  # progress reaches the parent
+
+
+def test_stage_seconds_are_the_converters_own_while_the_parent_is_busy(worker, tmp_path):
+    """The parent reads the converter's stage changes late when it is busy (here 1.5 s in on_wait,
+    as with another cell's validation): the converter's own stamps split the stages."""
+    import time
+
+    worker.on_wait = lambda: time.sleep(1.5)
+    built = worker.build(Crashy, _fields(tmp_path, "timed", "int8"), Cell("t", "crashy", "int8"), timeout_s=120)
+    seconds = built[0].stage_seconds
+    assert set(seconds) == {"load", "convert", "quantise"}
+    assert 0.25 <= seconds["convert"] < 0.9, seconds  # 0.3 s of sleep, not the parent's 1.5 s
+    assert 0.45 <= seconds["quantise"] < 1.1, seconds
+    assert seconds["load"] >= 0
+
+
+def test_stage_clock_uses_the_stamps_it_is_given():
+    from edgepack.pipeline.cells import StageClock
+
+    clock = StageClock("load")
+    t0 = clock.since
+    clock.enter("convert", t0 + 0.0)
+    clock.enter("quantise", t0 - 5.0)  # a stamp before the running stage began counts as its start
+    assert clock.seconds == {"load": 0.0, "convert": 0.0}
+    clock.stop()
+    assert clock.seconds["quantise"] >= 0.0 and set(clock.seconds) == {"load", "convert", "quantise"}
