@@ -131,7 +131,7 @@ def check(
 
     Returns an ArtifactResult: `.passed`, `.parity`, `.latency`, `.size_bytes`, `.notes`.
     """
-    from .api import check as _check
+    from .check_artifact import check as _check
 
     return _check(
         artifact,

@@ -5,7 +5,9 @@
     profile -> formats: convert + quantise -> Artifact -> runtime: run + time -> parity, latency
     -> BuildReport -> report.json, report.md, report.html, manifest.json
 
-The pipeline talks to formats and runtimes only through their registries.
+The pipeline talks to formats and runtimes only through their registries. Each artifact is
+judged by pipeline.validation.validate_artifact; check() (check_artifact.py, re-exported here) judges one
+that already exists the same way.
 """
 from __future__ import annotations
 
@@ -15,33 +17,32 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
-
 from . import REPORT_SCHEMA_VERSION, __version__
 from .android_assets import export_android_assets
-from .calibration import CalibrationSet, load_calibration, precheck_calibration
-from .errors import ConfigError, ConversionError, EdgepackError, InputError
-from .formats.base import format_for_file, get_format
+from .calibration import load_calibration, precheck_calibration
+from .errors import ConfigError, ConversionError, InputError
+from .formats.base import get_format
 from .formats.base import formats as known_formats
 from .outdir import StagedOutput
 from .workdirs import work_folder
-from .profiles import TargetProfile, default_profile, resolve_profile
-from .progress import Progress, Silent, StderrProgress
+from .profiles import TargetProfile, resolve_profile
+from .progress import Progress, as_progress
 from .report.writers import write_reports
 from .runtimes.base import get_runtime
-from .files import artifact_sha256, artifact_size
-from .sources.base import Source, load_source
-from .types import Artifact, ArtifactResult, BuildReport
-from .validate.latency import measure_latency
-from .estimate import estimate_from_emulated, latency_figure
-from .validate.parity import check_parity, check_reference_finite, require_validation_samples
+from .sources.base import load_source
+from .types import ArtifactResult, BuildReport
+from .validate.parity import require_validation_samples
 from .validate.tolerances import check_output_names
 from .pipeline.cells import CellFailure
+from .pipeline.validation import ReferenceCache, validate_artifact
+from .check_artifact import check  # noqa: F401  (edgepack.api.check: the library's second entry point)
 from .pipeline.driver import build_grid, restore_cached, start_converters
 from .cache import CellCache, resolve_location
 from .cache.keys import rebuild_record
 from .shapes import parse_input_shapes, profile_input_shapes, resolve_input_shapes
 
+
+__all__ = ["build", "check", "narrow_profiles"]
 
 Target = str | Path | TargetProfile
 
@@ -90,7 +91,7 @@ def build(
     when every cell is there the model is not even loaded (edgepack.cache).
     `recipes`: int8_auto recipe files (`--recipe`) that the int8_auto cells of their format apply
     instead of searching (edgepack.quantize_search)."""
-    progress = _progress(progress)
+    progress = as_progress(progress)
     started = time.perf_counter()
     started_at = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
     if isinstance(targets, (str, Path, TargetProfile)):
@@ -146,14 +147,14 @@ def build(
             source = source.with_static_shapes(shapes)
             progress.step("static input shapes: " + ", ".join(f"{k} {list(v)}" for k, v in shapes.items()))
         refused = _preflight(profiles, source, calib, android_assets, android_target)
-        reference = _ReferenceCache(source, calib, progress)
+        reference = ReferenceCache(source, calib, progress)
         if cells_cache is not None:  # what a later, fully cached build needs from the model
             cells_cache.save_model_info(loaded_inputs, source.outputs, shapes, source.describe())
 
         diagnosis = {"force": diagnose, "trace_cache": {}}  # the work folder keeps the files artifacts were made from
 
         def validate(profile, artifact, val_idx, refs):
-            return _validate(
+            return validate_artifact(
                 profile, artifact, source, calib, val_idx, refs, staging, progress, latency,
                 diagnosis={**diagnosis, "companions": (Path(work) / profile.name / artifact.format,)},
             )
@@ -267,12 +268,6 @@ def _shape_overrides(input_shapes) -> dict[str, tuple[int, ...]]:
     return parse_input_shapes([input_shapes] if isinstance(input_shapes, str) else list(input_shapes))
 
 
-def _progress(progress: Progress | bool | None) -> Progress:
-    if progress is True:
-        return StderrProgress()
-    return progress or Silent()
-
-
 def _rebase(results: list[ArtifactResult], out: Path) -> None:
     """After the commit, every artifact path points into the final output folder, not the staging one."""
     for r in results:
@@ -324,13 +319,6 @@ def _check_inputs(model: str | Path, calibration: str | Path, allow_pickle: bool
     precheck_calibration(Path(calibration), max_bytes=max_bytes, allow_pickle=allow_pickle)
 
 
-def _threads_note(profile: TargetProfile) -> str | None:
-    """"threads: ..." when the profile asks for more threads than this machine has cores (the
-    profile is not changed: the device has those cores)."""
-    note = profile.host_threads_note()
-    return f"threads: {note} (the profile keeps {profile.threads}: the device has those cores)" if note else None
-
-
 def _add_size_findings(results: list[ArtifactResult], progress: Progress) -> None:
     from .report.findings import size_findings
 
@@ -376,214 +364,3 @@ def _preflight(profiles, source, calib, android_assets, android_target) -> dict[
         if not any(get_runtime(get_format(s.name).runtime).android_library for s in profile.formats):
             raise ConfigError(f"target {target!r} has no format whose artifacts an Android app can run; add ort or tflite to it, or pick --android-target")
     return refused
-
-
-def check(
-    artifact: str | Path,
-    model: str | Path,
-    calibration: str | Path,
-    *,
-    target: str | Path | TargetProfile | None = None,
-    precision: str | None = None,
-    latency: bool = True,
-    progress: Progress | bool | None = None,
-    allow_pickle: bool = False,
-) -> ArtifactResult:
-    """Check an existing artifact (built by edgepack or not) against its source model: run it in
-    its own runtime on the held-out calibration samples, with the target's threads, tolerances
-    for `precision`, latency settings and budgets (edgepack's defaults without a target).
-    `precision=None`: the precision edgepack stored in the artifact's metadata, else fp32 (a
-    note says which applied). `latency=False`: parity only. `progress=True` prints progress lines on stderr."""
-    progress = _progress(progress)
-    path = Path(artifact)
-    if not path.exists():
-        raise InputError(f"{path}: artifact not found; check the path")
-    fmt = format_for_file(path)
-    if fmt is None:
-        known = ", ".join(sorted(c.suffix for c in known_formats().values()))
-        raise InputError(f"{path}: not an artifact edgepack can run; it checks: {known}")
-    precision, precision_note = _check_precision(path, fmt, precision)
-    if precision not in fmt.precisions:
-        raise ConfigError(f"--precision {precision!r} is not a {fmt.name} precision; choose from: {', '.join(fmt.precisions)}")
-    if target is None:
-        profile = default_profile()
-    else:
-        profile = target if isinstance(target, TargetProfile) else resolve_profile(str(target))
-    _check_inputs(model, calibration, allow_pickle, profile.validation.max_calibration_bytes)
-    progress.step(f"loading {model}")
-    source = load_source(str(model), allow_pickle=allow_pickle)
-    progress.step(f"reading calibration data {calibration}")
-    calib = load_calibration(
-        calibration, source.inputs, allow_pickle=allow_pickle, outputs=source.outputs, max_bytes=profile.validation.max_calibration_bytes
-    )
-    check_output_names([profile], [t.name for t in source.outputs], source.spec)
-    val_idx = require_validation_samples(profile, calib)
-    refs = _ReferenceCache(source, calib, progress).outputs(val_idx)
-    art = Artifact(path=path, format=fmt.name, precision=precision, runtime=fmt.runtime, route="checked as given")
-    try:
-        result = _validate(profile, art, source, calib, val_idx, refs, path.parent, progress, latency)
-        result.notes = (precision_note, *result.notes) if precision_note else result.notes
-        return result
-    except ConversionError as exc:  # the artifact is this command's input: corrupt, or not from this model
-        raise InputError(f"{exc}; is {path.name} a valid artifact made from {model}?") from exc
-
-
-def _check_precision(path: Path, fmt, precision: str | None) -> tuple[str, str | None]:
-    """The precision `check` judges with, and a note saying where it came from: --precision, else
-    the precision edgepack stored in the artifact's metadata, else fp32."""
-    if precision is not None:
-        return precision, None
-    from .inspect import inspect_file
-
-    try:
-        stored = (inspect_file(path).details.get("edgepack_metadata") or {}).get("precision")
-    except (OSError, EdgepackError):  # unreadable or damaged: opening it in its runtime says why
-        stored = None
-    if isinstance(stored, str) and stored in fmt.precisions:
-        return stored, f"tolerances of {stored}, the precision edgepack stored in {path.name} (--precision overrides it)"
-    listed, manifest = _manifest_precision(path)
-    if listed in fmt.precisions:
-        return listed, f"tolerances of {listed}, the precision {manifest} records for {path.name} (--precision overrides it)"
-    return "fp32", f"{path.name} records no edgepack precision; checked with fp32 tolerances, the default (--precision sets another)"
-
-
-def _manifest_precision(path: Path) -> tuple[str | None, Path | None]:
-    """The precision an edgepack output folder's manifest.json lists for this very file (same
-    sha256), looked up beside the artifact and one folder up; (None, None) when there is none."""
-    import json
-
-    digest = None
-    for manifest in (path.parent / "manifest.json", path.parent.parent / "manifest.json"):
-        try:
-            entries = json.loads(manifest.read_text(encoding="utf-8")).get("artifacts") or []
-        except (OSError, ValueError, AttributeError):
-            continue
-        digest = digest or artifact_sha256(path)
-        for e in entries:
-            if isinstance(e, dict) and e.get("sha256") == digest and isinstance(e.get("precision"), str):
-                return e["precision"], manifest
-    return None, None
-
-
-class _ReferenceCache:
-    """Source outputs per sample, computed once across all targets."""
-
-    def __init__(self, source: Source, calib: CalibrationSet, progress: Progress):
-        self.source, self.calib, self.progress = source, calib, progress
-        self._cache: dict[int, list[np.ndarray]] = {}
-
-    def outputs(self, indices: list[int]) -> list[list[np.ndarray]]:
-        todo = [i for i in indices if i not in self._cache]
-        if todo:
-            for i in self.progress.track(todo, len(todo), "running the source model"):
-                try:
-                    self._cache[i] = self.source.run(self.calib.samples[i])
-                except EdgepackError:
-                    raise
-                except Exception as exc:
-                    raise ConversionError(
-                        f"{self.source.spec}: the source model failed on {self.calib.origins[i]} ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})"
-                    ) from exc
-                check_reference_finite(self.source.spec, [t.name for t in self.source.outputs], self._cache[i], self.calib.origins[i])
-        return [self._cache[i] for i in indices]
-
-
-def _validate(profile, artifact: Artifact, source, calib, val_idx, refs, root: Path, progress, time_it: bool = True, diagnosis: dict | None = None) -> ArtifactResult:
-    """Run the artifact in its runtime on the held-out samples: parity, latency, budgets.
-    Paths in the result are relative to `root`. `time_it=False`: latency is not measured (--no-latency).
-    `diagnosis`: {"force", "companions", "trace_cache"} for edgepack.diagnose (profile key validation.diagnose)."""
-    label = f"[{profile.name}] {artifact.format} {artifact.precision}"
-    runtime = get_runtime(artifact.runtime)
-    threads = profile.host_threads  # capped at a multiple of this machine's cores
-    notes = [n for n in (_threads_note(profile),) if n]
-    session = runtime.open(artifact.path, threads=threads, source_inputs=source.inputs, source_outputs=source.outputs)
-    outs = []
-    for i in progress.track(val_idx, len(val_idx), f"{label}: parity on held-out samples"):
-        try:
-            outs.append(session.run(calib.samples[i]))
-        except EdgepackError:
-            raise
-        except Exception as exc:
-            raise ConversionError(f"{artifact.path.name}: {artifact.runtime} failed on {calib.origins[i]} ({str(exc).splitlines()[0]})") from exc
-    targets = calib.targets[val_idx] if calib.targets is not None else None
-    names = [t.name for t in source.outputs]
-    fmt, prec = artifact.format, artifact.precision
-    parity = check_parity(
-        names, refs, outs, profile.tolerance_for(prec, format=fmt), targets, origins=[calib.origins[i] for i in val_idx], source=source.spec,
-        per_output={n: profile.tolerance_sources(prec, format=fmt, output=n) for n in names}, kinds=profile.output_kinds,
-        runtime_failures=session.parity_failures(),  # e.g. fp16 overflow the Core ML emulator found
-        min_samples=profile.validation.min_samples,
-    )
-    parity = dataclasses.replace(parity, notes=(*parity.notes, *session.notes()))
-    from .diagnose import attach_diagnosis, wanted
-
-    d = diagnosis or {}
-    if wanted(profile, parity.passed, d.get("force", False)):
-        parity = attach_diagnosis(
-            parity, artifact=artifact, source=source, calib=calib, val_idx=val_idx, refs=refs, outs=outs,
-            tolerance=dict(parity.tolerances), companions=d.get("companions", ()), progress=progress,
-            trace_cache=d.get("trace_cache"),
-        )
-    latency = skipped = None
-    if not time_it:
-        skipped = "--no-latency"
-    elif profile.latency.runs <= 0:
-        skipped = "latency.runs = 0"
-    else:
-        progress.step(f"{label}: timing {profile.latency.runs} runs on {threads} thread(s)")
-        timing_started = time.perf_counter()
-        try:
-            latency = measure_latency(
-                session,
-                calib.samples[val_idx[0]],
-                warmup=profile.latency.warmup,
-                runs=profile.latency.runs,
-                threads=threads,
-                measured_on=runtime.measured_on,
-                runtime=f"{runtime.name} {runtime.version()}",
-            )
-        except Exception as exc:
-            exc.edgepack_stage = "time"  # the pipeline records the failed cell's stage
-            raise
-        timing_s = round(time.perf_counter() - timing_started, 4)
-    layout = calib.preprocess.layout if calib.preprocess else source.layout
-    inputs = tuple(  # an artifact that keeps the source's 4-D inputs keeps their layout too
-        dataclasses.replace(b, layout=layout) if b.layout is None and len(b.shape) == 4 else b for b in session.inputs
-    )
-    size = artifact_size(artifact.path)
-    from .arm64.emulate import emulate_artifact  # the arm64 run under QEMU: parity, vs host, instruction counts
-
-    emulated = emulate_artifact(profile, artifact, session, source, calib, val_idx, refs, progress)
-    latency_estimate, estimate_note = estimate_from_emulated(profile, emulated)
-    notes += [estimate_note] if estimate_note else []
-    budget_failures = []
-    b = profile.budgets
-    if b.max_size_mb is not None and size > b.max_size_mb * 1e6:
-        budget_failures.append(f"size {size / 1e6:.3f} MB > budget {b.max_size_mb:g} MB")
-    figure, figure_ms = latency_figure(profile, latency, latency_estimate)
-    if b.max_latency_ms is not None and figure_ms is not None and figure_ms > b.max_latency_ms:
-        what = f"{latency.measured_on} p50" if figure == "measured-host" else f"{figure} (error ±{latency_estimate['error_pct']}%)"
-        budget_failures.append(f"{what} {figure_ms:.3f} ms > budget {b.max_latency_ms:g} ms")
-    if b.max_latency_ms is not None and figure_ms is None:
-        why = f"latency not measured ({skipped})" if figure == "measured-host" else f"no {figure} latency for this artifact"
-        notes.append(f"latency budget ({b.max_latency_ms:g} ms) not checked: {why}")
-    versions = {"edgepack": __version__, **artifact.tool_versions, runtime.name: runtime.version()}
-    artifact.tool_versions = versions
-    return ArtifactResult(
-        target=profile.name,
-        artifact=artifact,
-        file=str(artifact.path.relative_to(root)),
-        extra_files=tuple(str(p.relative_to(root)) for p in artifact.extra_files),
-        size_bytes=size,
-        sha256=artifact_sha256(artifact.path),
-        inputs=inputs,
-        outputs=session.outputs,
-        parity=parity,
-        latency=latency,
-        budget_failures=tuple(budget_failures),
-        notes=tuple(notes),
-        latency_skipped=skipped,
-        latency_estimate=latency_estimate,
-        emulated=emulated,
-        stage_seconds={"time": timing_s} if latency is not None else {},
-    )

@@ -150,7 +150,7 @@ def check(artifact, model, calibration, target, precision, as_json, allow_pickle
     """Check an existing ARTIFACT (.ort, .tflite, .mlpackage) against its source model: parity and latency."""
     import json
 
-    from .api import check as run_check
+    from .check_artifact import check as run_check
     from .report.json_report import artifact_json
     from .report.summary import failures, notes, terminal_lines
 

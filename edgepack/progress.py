@@ -66,3 +66,10 @@ class StderrProgress:
 
     def warn(self, message: str) -> None:
         print(f"warning: {message}", file=sys.stderr, flush=True)
+
+
+def as_progress(progress: "Progress | bool | None") -> "Progress":
+    """A Progress from the API's `progress=` argument: True prints on stderr, None/False is silent."""
+    if progress is True:
+        return StderrProgress()
+    return progress or Silent()

@@ -1,4 +1,4 @@
-"""The emulated arm64 part of one artifact's validation (called from api._validate).
+"""The emulated arm64 part of one artifact's validation (called from pipeline.validation.validate_artifact).
 
 `emulate_artifact(...)` returns report.json's `emulated` for the artifact, or None when the
 profile's `[emulation] arm64` is off or the artifact's runtime has no arm64 build (Core ML):

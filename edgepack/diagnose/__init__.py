@@ -68,7 +68,8 @@ def diagnose_artifact(artifact, model, calibration, *, target=None, precision=No
     with `against`, which of two artifacts of the model diverges first), on the held-out samples
     of `calibration` whose outputs agree worst. Precision: `precision`, else the one in the file
     name edgepack gives (`model.int8.tflite`), else fp32 (it picks the tolerance band)."""
-    from ..api import _ReferenceCache, _progress
+    from ..pipeline.validation import ReferenceCache
+    from ..progress import as_progress
     from ..calibration import load_calibration
     from ..formats.base import format_for_file
     from ..profiles import default_profile, resolve_profile
@@ -76,7 +77,7 @@ def diagnose_artifact(artifact, model, calibration, *, target=None, precision=No
     from ..sources.base import load_source
     from .rebuild import rebuilder
 
-    progress = _progress(progress)
+    progress = as_progress(progress)
     paths = [Path(artifact)] + ([Path(against)] if against else [])
     fmts = []
     for p in paths:
@@ -99,7 +100,7 @@ def diagnose_artifact(artifact, model, calibration, *, target=None, precision=No
     cal_idx, val_idx = calib.split(profile.validation.split, profile.validation.max_samples, profile.quantization.calibration_samples)
     if not val_idx:
         raise InputError(f"{calibration}: no held-out sample to diagnose on; give more calibration samples")
-    refs = _ReferenceCache(source, calib, progress).outputs(val_idx)
+    refs = ReferenceCache(source, calib, progress).outputs(val_idx)
     rt = get_runtime(fmts[0].runtime)
     try:
         session = rt.open(paths[0], threads=1, source_inputs=source.inputs, source_outputs=source.outputs)

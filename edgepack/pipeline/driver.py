@@ -39,7 +39,7 @@ class GridPlan:
     profile: Any
     cal_idx: list[int]
     val_idx: list[int]
-    reference: Any  # api._ReferenceCache: .outputs(indices)
+    reference: Any  # pipeline.validation.ReferenceCache: .outputs(indices)
     calibration: list  # the samples at cal_idx: one list per target, shared by its formats' cells
 
     @property
@@ -234,7 +234,7 @@ def _validate_all(cell: Cell, built, plan: GridPlan, target_dir: Path, validate,
         try:
             started = time.perf_counter()
             result = validate(plan.profile, artifact, plan.val_idx, plan.refs)
-            timed = result.stage_seconds.get("time", 0.0)  # _validate times its latency runs itself
+            timed = result.stage_seconds.get("time", 0.0)  # validate_artifact times its latency runs itself
             result.stage_seconds = {**artifact.stage_seconds, "validate": round(time.perf_counter() - started - timed, 4), **({"time": timed} if timed else {})}
             out.append(result)
         except Exception as exc:  # noqa: BLE001 - recorded as this cell's failure
