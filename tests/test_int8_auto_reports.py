@@ -271,3 +271,10 @@ def test_a_mover_that_followed_its_input_says_so():
     html = html_section(auto)
     assert "<td>moves values only: follows its input</td>" in html
     assert "a passing one also on 8 search-fit samples" in html
+
+
+def test_binding_metric_reads_the_searchs_own_record():
+    rec = recipe()
+    for st in rec["steps"]:
+        st["binding"] = ["logits", "min_cosine"]  # what the search recorded (its tightened thresholds)
+    assert binding_metric(rec) == ("logits", "min_cosine", 0.99)

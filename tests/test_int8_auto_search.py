@@ -156,3 +156,15 @@ def test_a_pass_on_few_check_samples_is_confirmed_on_fit_samples(files, tmp_path
     assert (len(confirmed) >= 1) == bool(confirm)
     best = min((s for s in recipe.steps if s["passed"]), key=lambda s: s["fallbacks"])
     assert best["values"]["logits"]["min_cosine"] >= 0.9925
+
+
+def test_steps_record_what_their_layers_went_to_and_the_binding_check(files, tmp_path):
+    from edgepack.quantize_search import Budget, search
+    from edgepack.validate.tolerances import Threshold
+
+    budget = Budget(("logits",), {"logits": {"min_cosine": Threshold(0.99, "defaults.int8_auto")}})
+    recipe = search("ort", _backend(files, tmp_path), budget, _samples(24), _reference(files))
+    assert {s["to"] for s in recipe.steps} <= {"int8", "int16", "float", "float (float layers keep fp32 weights)"}
+    assert all(s["to"] == "int8" for s in recipe.steps if s["fallbacks"] == 0)
+    assert all(s["label"].endswith("to " + s["to"]) for s in recipe.steps if s["fallbacks"])
+    assert all(s["binding"] == ["logits", "min_cosine"] for s in recipe.steps)  # the only check

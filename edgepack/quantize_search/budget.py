@@ -72,7 +72,8 @@ class Figures:
     binding: tuple[str, str] | None  # (output, key) of the worst check
 
     def to_json(self) -> dict[str, Any]:
-        return {"passed": self.passed, "score": round(self.score, 6), "values": self.values, "failures": list(self.failures)}
+        return {"passed": self.passed, "score": round(self.score, 6), "values": self.values, "failures": list(self.failures),
+                "binding": list(self.binding) if self.binding else None}
 
 
 def _relative(margin: float | None, threshold: float) -> float:

@@ -6,7 +6,8 @@
                  "with_input": true for a mover that followed the layers it reads}],
      "fallbacks": [names of the layers not in int8, most sensitive first],
      "fixes": [{"fix", "on_top_of", "score", "passed", "helped"}],
-     "steps": [{"fallbacks", "layers", "passed", "score", "values", "size_bytes"}],
+     "steps": [{"fallbacks", "label", "to": what the layers went to, "layers", "passed", "score", "values",
+                "failures", "binding": [output, key] of the worst check, "size_bytes"}],
      "search": {"fit_samples", "check_samples", "confirm_samples", "candidates", "seconds", "reused"},
      "budget": {output: {key: {"value", "source"}}}}
 

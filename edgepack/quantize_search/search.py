@@ -145,7 +145,7 @@ def search(
     steps: list[dict[str, Any]] = []
     built = [0]
 
-    def trial(base, precisions, label, record=True) -> tuple[Figures, Any]:
+    def trial(base, precisions, label, record=True, to=None) -> tuple[Figures, Any]:
         built[0] += 1
         try:
             cand = backend.build(base, precisions, fit)
@@ -163,7 +163,7 @@ def search(
         if record:
             moved = [n for n in names if precisions.get(n, "int8") != "int8"]
             size = backend.size(cand) if cand is not None else None
-            steps.append({"fallbacks": len(moved), "label": label, "layers": moved, "size_bytes": size, **fig.to_json()})
+            steps.append({"fallbacks": len(moved), "label": label, "to": to or "int8", "layers": moved, "size_bytes": size, **fig.to_json()})
         return fig, cand
 
     int8 = {n: "int8" for n in names}
@@ -186,7 +186,7 @@ def search(
             if helped:
                 base, best, cand = trying, fig, c
                 kept.append(label)
-                steps.append({"fallbacks": 0, "label": "full int8 + " + " + ".join(kept), "layers": [], "size_bytes": backend.size(c), **fig.to_json()})
+                steps.append({"fallbacks": 0, "label": "full int8 + " + " + ".join(kept), "to": "int8", "layers": [], "size_bytes": backend.size(c), **fig.to_json()})
             if fig.passed:
                 break
     chosen, ranked = int8, set()
@@ -222,7 +222,7 @@ def search(
             for k in schedule(n_all):
                 probe = k > PROBE_AFTER or n_all > PROBE_FIRST_ABOVE
                 if probe and (option + note, n_all) not in tried:  # can this option meet the budget at all?
-                    fig, _ = trial(round_base, at(n_all), f"{n_all} to {option}{note}")
+                    fig, _ = trial(round_base, at(n_all), f"{n_all} to {option}{note}", to=option + note)
                     tried[(option + note, n_all)] = fig
                     best = fig if fig.score > best.score else best
                     if not fig.passed:
@@ -230,7 +230,7 @@ def search(
                 if k == n_all and (option + note, k) in tried:
                     fig = tried[(option + note, k)]
                 else:
-                    fig, _ = trial(round_base, at(k), f"{k} to {option}{note}")
+                    fig, _ = trial(round_base, at(k), f"{k} to {option}{note}", to=option + note)
                 tried[(option + note, k)] = fig
                 if fig.score > best.score:
                     best = fig
@@ -238,7 +238,7 @@ def search(
                     lo, hi = last_fail, k  # bisect: lo fails, hi passes
                     while hi - lo > 1:
                         mid = (lo + hi) // 2
-                        f2, _ = trial(round_base, at(mid), f"{mid} to {option}{note}")
+                        f2, _ = trial(round_base, at(mid), f"{mid} to {option}{note}", to=option + note)
                         lo, hi = (mid, hi) if not f2.passed else (lo, mid)
                     found, ranked = at(hi), set(order[:hi])
                     break

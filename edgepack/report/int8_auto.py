@@ -113,6 +113,11 @@ def binding_metric(rec: dict) -> tuple[str, str, float] | None:
     counts: dict[tuple[str, str], int] = {}
     first = None
     for s in rec.get("steps") or []:
+        b = s.get("binding")  # the search's own record (recipes from before it: recomputed below)
+        if isinstance(b, list) and len(b) == 2 and (budget.get(b[0]) or {}).get(b[1], {}).get("value") is not None:
+            counts[(b[0], b[1])] = counts.get((b[0], b[1]), 0) + 1
+            first = first or (b[0], b[1])
+            continue
         worst, which = math.inf, None
         for out, vals in (s.get("values") or {}).items():
             for key, v in vals.items():
