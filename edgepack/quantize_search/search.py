@@ -30,7 +30,8 @@ rounding (and a quantize/dequantize pair) and save nothing. PP-OCRv6 det in Lite
 and its TRANSPOSE before a max pool, left int8 between float layers, re-quantised the float stem
 and clipped a held-out sample (cosine 0.931; 1.0000 with either in float).
 
-Cost: one build and one check run per candidate. After plain int8 and the fixes, the number of
+Cost: one build and one check run per candidate (and a confirming run for one that passes on
+fewer than MIN_JUDGED check samples). After plain int8 and the fixes, the number of
 fallbacks grows 1, 2, 3, 4, 8, 16, ... and the first passing count is bisected down, so a model
 with N layers costs about 2·log2(N) candidates per fallback option, not N. One candidate with
 every layer at the option tells whether the option can meet the budget at all (after the first
