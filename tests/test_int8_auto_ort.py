@@ -152,3 +152,40 @@ def test_recipe_errors_are_one_line_config_errors(outlier_files, tmp_path):
     missing = tmp_path / "nope.recipe.json"
     code, _, err = run_cli(*args, "--recipe", str(missing))
     assert code == 2 and f"{missing}: recipe file not found" in err
+
+
+def test_the_last_resort_gives_float_layers_int16_weights_then_fp32(outlier_files, tmp_path):
+    """A float layer's weights: int8 (weight-only) first; the last rounds int16 (com.microsoft
+    DequantizeLinear, which the .ort keeps: half of fp32's bytes), then fp32."""
+    import onnx
+    import onnxruntime as ort
+    from onnx import numpy_helper
+
+    from edgepack.formats.ort_mobile.convert import save_ort
+
+    be = _backend(outlier_files, tmp_path)
+    base = be.base()
+    assert [(label, b["float_weights"]) for label, b in be.last_resort(base)] == [
+        ("float layers keep int16 weights", "int16"), ("float layers keep fp32 weights", "float")]
+    assert [b["float_weights"] for _, b in be.last_resort({**base, "float_weights": "int16"})] == ["float"]
+    assert be.last_resort({**base, "float_weights": "float"}) == []
+    fp32 = ort.InferenceSession(str(outlier_files["onnx"]), providers=["CPUExecutionProvider"])
+    fit, check = _samples(16), _samples(8, seed=1)
+    layers = [la["name"] for la in be.layers()]
+    every = {n: "float" for n in layers}  # all float: the weights alone decide the error
+    errs, sizes = {}, {}
+    for w in ("int8", "int16", "float"):
+        cand = be.build({**base, "float_weights": w}, every, fit)
+        model = onnx.load(str(cand))
+        kinds = {numpy_helper.to_array(t).dtype.name for t in model.graph.initializer if len(t.dims) >= 2}
+        assert kinds == {"int8": {"int8"}, "int16": {"int16"}, "float": {"float32"}}[w], (w, kinds)
+        if w == "int16":
+            assert {n.domain for n in model.graph.node if n.op_type == "DequantizeLinear"} == {"com.microsoft"}
+        outs = be.run(cand, check)
+        errs[w] = max(float(np.abs(o[0] - fp32.run(None, s)[0]).max()) for o, s in zip(outs, check))
+        save_ort(cand, tmp_path / f"{w}.ort", target_platform="arm", optimization="all")
+        sizes[w] = (tmp_path / f"{w}.ort").stat().st_size
+    assert errs["float"] < 1e-4 and errs["int16"] < 1e-3 < errs["int8"], errs  # int16 weights: close to fp32's figures
+    # the .ort keeps them int16: one byte per weight more than int8 (folded to fp32 it would be three)
+    n = sum(int(np.prod(t.dims)) for t in onnx.load(str(outlier_files["onnx"])).graph.initializer if len(t.dims) >= 2)
+    assert 0.9 * n < sizes["int16"] - sizes["int8"] < 1.5 * n, (sizes, n)

@@ -11,8 +11,9 @@ A format plug-in drives it with a Backend (its own quantiser; nothing here knows
     run(candidate, samples)       -> per sample, the outputs in the source's order
     size(candidate)               -> bytes
     layer_errors(candidate, samples) -> {layer: dB} of each layer's own quantisation, or None
-    last_resort(base)  (optional)  -> (label, base') to try the last option once more with, when
-                                     no count passes (ORT: float layers keep fp32 weights), or None
+    last_resort(base)  (optional)  -> (label, base'), or a list of them, cheapest first: rounds of the
+                                     last option once more, when no count passes (ORT: float
+                                     layers keep int16, then fp32 weights), or None
     movers()  (optional)           -> {layer: [the layers it reads]} for the layers whose op only
                                      moves or selects values (pad, transpose, concat, max pool, ...)
 
@@ -213,8 +214,8 @@ def search(
         rounds = [(option, base, "") for option in backend.fallback_options]
         last = getattr(backend, "last_resort", None)
         last = last(base) if last is not None else None
-        if last is not None:  # e.g. float layers that keep their float weights too (bigger)
-            rounds.append((backend.fallback_options[-1], last[1], f" ({last[0]})"))
+        for label, last_base in ([last] if isinstance(last, tuple) else last or []):  # e.g. float layers with wider weights (bigger)
+            rounds.append((backend.fallback_options[-1], last_base, f" ({label})"))
         for option, round_base, note in rounds:
             def at(k: int) -> dict[str, str]:
                 return settled({**int8, **{n: option for n in order[:k]}}, movers, backend.fallback_options)

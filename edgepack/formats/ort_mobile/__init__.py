@@ -60,7 +60,6 @@ class OrtMobile(Format):
             job.progress.step(f"ort {precision}: converting")
             level = job.options["optimization"]
             extra_details: dict = {}
-            extra_files: list[Path] = []
             if precision == "fp32":
                 onnx_path, steps = fp32, route
             elif precision == "fp16":
@@ -112,12 +111,13 @@ class OrtMobile(Format):
         prep = backend.prepared(bool(recipe.base["per_channel"]))[1]
         c = recipe.counts()
         how = recipe.provenance()
+        weights = {"float": "fp32", "int16": "int16"}.get(recipe.base.get("float_weights", "int8"), "int8")  # of the float layers
         steps = (
             f"{route}{''.join(' -> ' + s for s in prep)} -> quantize_static QDQ int8_auto ({recipe.base['method']}, "
             f"{'per-channel' if recipe.base['per_channel'] else 'per-tensor'}"
             f"{f', range margin {m:g}' if (m := float(recipe.base.get('range_margin', 0.0))) else ''}; "
             f"{c['int8']} layers int8, {c['int16']} int16, {c['float']} float"
-            f"{' (fp32 weights)' if c['float'] and recipe.base.get('float_weights') == 'float' else ' (int8 weights)' if c['float'] else ''}; {how})"
+            f"{f' ({weights} weights)' if c['float'] else ''}; {how})"
         )
         out = details(recipe, job, self.suffix)
         return onnx_path, steps, out

@@ -5,7 +5,8 @@ options, next better first: int16 activations (its output tensor as com.microsof
 weights stay int8), then float (the node is not quantised, nor its output: its consumers keep it
 float too; their weights stay int8 all the same, weight-only: an int8 initializer and a
 DequantizeLinear feeding the float op, which the .ort keeps, so a float layer does not bring its
-fp32 weights back; base "float_weights": "float", the search's last resort, keeps them fp32). Cheap fixes: per-channel weights (when the profile has them off), a percentile
+fp32 weights back; the search's last resort gives them int16 weights (base "float_weights": "int16",
+half of fp32's bytes), then fp32 ones ("float")). Cheap fixes: per-channel weights (when the profile has them off), a percentile
 range instead of min/max, and a range margin (every calibrated range widened by 10% of its width
 on both sides: held-out samples past the calibration's extremes then do not clip). Every
 candidate is calibrated from one calibration cache per method and run in ONNX Runtime with the
@@ -118,12 +119,14 @@ class OrtBackend:
     def fixes(self, base: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
         return standard_fixes(base)
 
-    def last_resort(self, base: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:
+    def last_resort(self, base: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
         """When no count of float layers meets the budget with their weights int8 (a weight that
-        int8 itself ruins, e.g. one input channel read with tiny weights): float weights too."""
-        if base.get("float_weights", "int8") == "float":
-            return None
-        return "float layers keep fp32 weights", {**base, "float_weights": "float"}
+        int8 itself ruins, e.g. one input channel read with tiny weights): int16 weights (half of
+        fp32's bytes; a com.microsoft DequantizeLinear, which the .ort keeps unfolded), then fp32."""
+        rounds = [("float layers keep int16 weights", "int16"), ("float layers keep fp32 weights", "float")]
+        have = base.get("float_weights", "int8")
+        later = [r for r in rounds if have == "int8" or (have == "int16" and r[1] == "float")]
+        return [(label, {**base, "float_weights": w}) for label, w in later]
 
     # -- candidates ------------------------------------------------------------------------
     def quantise(self, base: dict[str, Any], precisions: dict[str, str], samples: list, dest: Path, cache: bool = True) -> Path:
@@ -147,8 +150,8 @@ class OrtBackend:
             exclude=tuple(dict.fromkeys(exclude)), int16_tensors=tuple(int16), calibration_cache=calib,
             range_margin=float(base.get("range_margin", 0.0)),
         )
-        if exclude and base.get("float_weights", "int8") == "int8":
-            weight_only_int8(dest, set(exclude), per_channel=bool(base["per_channel"]))
+        if exclude and base.get("float_weights", "int8") in WEIGHT_ONLY_BITS:
+            weight_only(dest, set(exclude), per_channel=bool(base["per_channel"]), bits=WEIGHT_ONLY_BITS[base.get("float_weights", "int8")])
         return dest
 
     def build(self, base, precisions, samples) -> Path:
@@ -242,11 +245,16 @@ class OrtBackend:
 _WEIGHT_AXIS = {"Conv": 0, "ConvTranspose": 1, "MatMul": 1, "Gemm": None}
 
 
-def weight_only_int8(path: Path, nodes: set[str], per_channel: bool) -> int:
+WEIGHT_ONLY_BITS = {"int8": 8, "int16": 16}  # base "float_weights" -> the bits of a float layer's weights
+
+
+def weight_only(path: Path, nodes: set[str], per_channel: bool, bits: int = 8) -> int:
     """Rewrite `path` so that the float weights of `nodes` (the ones the quantiser excluded) are
-    int8 with a DequantizeLinear before the float op: symmetric, per output channel when
-    `per_channel` and the opset allows (13+), else per tensor. A weight shared with a node
-    outside `nodes` is left alone. Returns how many weights were rewritten."""
+    int8 (or int16: `bits`) with a DequantizeLinear before the float op: symmetric, per output
+    channel when `per_channel` and the opset allows (13+), else per tensor. int16 weights use
+    com.microsoft's DequantizeLinear (ONNX's takes int16 from opset 21 only), as the quantiser's
+    int16 activations do. A weight shared with a node outside `nodes` is left alone. Returns how
+    many weights were rewritten."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
@@ -279,23 +287,28 @@ def weight_only_int8(path: Path, nodes: set[str], per_channel: bool) -> int:
             if not channel_ok:
                 axis = None
             amax = np.abs(w).max() if axis is None else np.abs(np.moveaxis(w, axis, 0)).reshape(w.shape[axis], -1).max(axis=1)
-            scale = np.where(amax > 0, amax / 127.0, 1.0).astype(np.float32)
+            top, dtype = (127, np.int8) if bits == 8 else (32767, np.int16)
+            scale = np.where(amax > 0, amax / top, 1.0).astype(np.float32)
             shape = [1] * w.ndim
             if axis is not None:
                 shape[axis] = -1
-            q = np.clip(np.round(w / scale.reshape(shape)), -127, 127).astype(np.int8)
+            q = np.clip(np.round(w / scale.reshape(shape)), -top, top).astype(dtype)
             base = f"{w_name}_weight_only"
             g.initializer.extend([
                 numpy_helper.from_array(q, base + "_quantized"),
                 numpy_helper.from_array(scale if axis is not None else np.float32(scale), base + "_scale"),
-                numpy_helper.from_array(np.zeros(scale.shape, np.int8) if axis is not None else np.int8(0), base + "_zero_point"),
+                numpy_helper.from_array(np.zeros(scale.shape, dtype) if axis is not None else dtype(0), base + "_zero_point"),
             ])
             attrs = {"axis": axis} if axis is not None else {}
+            if bits == 16:
+                attrs["domain"] = "com.microsoft"
             added.append(helper.make_node("DequantizeLinear", [base + "_quantized", base + "_scale", base + "_zero_point"], [base], name=base + "_DequantizeLinear", **attrs))
             g.initializer.remove(t)
             done[w_name] = base
         n.input[1] = done[w_name]
     if added:
+        if bits == 16 and not any(o.domain == "com.microsoft" for o in model.opset_import):
+            model.opset_import.append(helper.make_opsetid("com.microsoft", 1))
         nodes_now = [*added, *g.node]
         del g.node[:]
         g.node.extend(nodes_now)
