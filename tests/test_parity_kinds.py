@@ -35,6 +35,9 @@ def test_kinds_from_values_dtype_name_and_profile():
     assert classify("emb", _samples(rng, 8, (1, 20, 4))) == "feature_map"  # negative widths: no boxes
     assert classify("fm", fmap) == "feature_map"
     assert classify("value", _samples(rng, 8, (1, 1))) == "regression"
+    for name in ("landmarks", "face_landmarks", "kpts", "keypoints_2d", "head_pose", "depth"):  # coordinates, not classes
+        assert classify(name, logits) == "regression", name
+    assert classify("landmark_logits", probs) == "regression" and classify("langmarks", logits) == "class_scores"
     assert classify("idx", [np.array([[3]], np.int64)]) == "integer"
     assert classify("logits", logits, declared="regression") == "regression"
 

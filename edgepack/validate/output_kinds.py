@@ -7,6 +7,7 @@ output's dtype, name, shape and the source's own values on the held-out samples:
 - boxes:         a name like box/bbox/loc, or (batch, N, 4..7) whose columns 2 and 3 are widths
                  and heights (>= 0) or far corners (>= columns 0 and 1)
 - feature_map:   rank >= 3 (any other)
+- regression:    (batch, dims > 1) named like landmarks/keypoints/kpts/coords/offsets/pose/angle/depth
 - embedding:     (batch, dims > 1) named like embedding/embed/feature/feat/pooled/pooler, or whose
                  rows all have L2 norm 1 (within 1e-3) and values of both signs (a normalised
                  sentence or image embedding): cosine, SQNR, max/mean abs
@@ -15,7 +16,8 @@ output's dtype, name, shape and the source's own values on the held-out samples:
 - regression:    the rest (a (batch, 1) score, a 1-D output, ...)
 
 Class kinds get top-1 / top-5 agreement and accuracy; no other kind ever gets a top-1. A 2-D
-(batch, 4) output counts as 4 class scores unless its name or the profile says boxes.
+(batch, 4) output counts as 4 class scores unless its name or the profile says boxes, and a
+(batch, 10) one as 10 class scores unless its name (`landmarks`) or the profile says regression.
 """
 from __future__ import annotations
 
@@ -40,6 +42,11 @@ KIND_KEYS: dict[str, tuple[str, ...]] = {
 _EMBEDDING_NAME = re.compile(r"(?:^|[^a-z])(?:embed(?:ding)?s?|feat(?:ure)?s?|pool(?:ed|er)(?:_?output)?)(?:[^a-z]|$)", re.IGNORECASE)
 UNIT_NORM_TOL = 1e-3  # rows whose L2 norm is within this of 1 count as normalised
 _BOX_NAME = re.compile(r"(?:^|[^a-z])(?:b?box(?:es)?|bboxes|locs?|locations?)(?:[^a-z]|$)", re.IGNORECASE)
+# coordinates or measurements, never classes: top-1 of a face's 10 landmark coordinates means nothing
+_REGRESSION_NAME = re.compile(
+    r"(?:^|[^a-z])(?:landmarks?|lmks?|keypoints?|kpts?|coords?|coordinates|offsets?|poses?|angles?|depths?|regression)(?:[^a-z]|$)",
+    re.IGNORECASE,
+)
 
 
 def _box_like(values: np.ndarray) -> bool:
@@ -74,6 +81,8 @@ def classify(name: str, refs: Sequence[np.ndarray], dtype: str | None = None, de
     if first.ndim >= 3:
         return "feature_map"
     if first.ndim == 2 and first.shape[1] > 1:
+        if _REGRESSION_NAME.search(name):
+            return "regression"
         vals = np.concatenate([np.asarray(r, np.float64).reshape(-1, first.shape[1]) for r in refs])
         if _EMBEDDING_NAME.search(name) or _unit_rows(vals):
             return "embedding"
