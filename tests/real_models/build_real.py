@@ -23,16 +23,34 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from models import MODELS, prepare  # noqa: E402
+from models import KINDS, MODELS, prepare  # noqa: E402
 
 TARGETS = ("android-arm64", "linux-arm64", "iphone")
 INT8_AUTO = str(HERE / "int8_auto.toml")
 
 
+def with_kinds(name: str, targets: tuple[str, ...], folder: Path) -> list[str]:
+    """The targets as profile files, with the model's declared output kinds (models.KINDS) added
+    where it has any; the targets as given otherwise."""
+    kinds = KINDS.get(name)
+    if not kinds:
+        return list(targets)
+    folder.mkdir(parents=True, exist_ok=True)
+    out = []
+    for t in targets:
+        path = Path(t) if t.endswith(".toml") else HERE.parent.parent / "targets" / f"{t}.toml"
+        text = path.read_text(encoding="utf-8") + "".join(f'\n[outputs.{o}]\nkind = "{k}"\n' for o, k in kinds.items())
+        dest = folder / f"{name}.{path.name}"
+        dest.write_text(text, encoding="utf-8")
+        out.append(str(dest))
+    return out
+
+
 def build(name: str, work: Path, targets: tuple[str, ...] = TARGETS, extra: tuple[str, ...] = ()) -> dict:
     spec, calib = prepare(name, work / "inputs")
     out = work / (f"out_{name}" if targets == TARGETS else f"out_{name}.{Path(targets[0]).stem}")
-    cmd = [sys.executable, "-m", "edgepack", "build", spec, "-c", str(calib), *sum((["-t", t] for t in targets), []), "-o", str(out), "--no-latency", "--quiet", "--force", *extra]
+    profiles = with_kinds(name, targets, work / "profiles")
+    cmd = [sys.executable, "-m", "edgepack", "build", spec, "-c", str(calib), *sum((["-t", t] for t in profiles), []), "-o", str(out), "--no-latency", "--quiet", "--force", *extra]
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True)
     took = time.perf_counter() - t0

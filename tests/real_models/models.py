@@ -164,3 +164,7 @@ def _face_calibration(folder: Path, nhwc: bool = False) -> Path:
 
 
 MODELS = ("ocr_cls", "ocr_det", "ocr_rec", "layout", "face_onet", "face_onet_keras", "minilm", "minilm_onnx")
+# Output kinds a user states in the profile where the names cannot tell (a .pt2's outputs are output_0,
+# output_1, ...): ONet's box offsets and its 10 landmark coordinates are no class scores. The Keras
+# ONet's names (boxes, landmarks, face_prob) say it themselves.
+KINDS = {"face_onet": {"output_1": "boxes", "output_2": "regression"}}
