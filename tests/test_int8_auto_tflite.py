@@ -133,7 +133,7 @@ def test_a_fallback_reaches_the_ops_that_read_the_layer(outlier):
         assert w.name == "DEQUANTIZE" and gf.tensors[w.inputs[0]].dtype == "int8"
     # 1448 int8 (int32 bias of conv3); conv1's and conv2's float biases, 2 x 8, count against
     assert int8_weight_share(gf) == {"int8_weight_share": 0.9891, "weight_elements": 1464, "int8_weight_elements": 1448}
-    gl = _graph(be.build(be.last_resort(base)[1], {names[1]: "float"}, fit))
+    gl = _graph(be.build(be.last_resort(base)[0][1], {names[1]: "float"}, fit))
     convs = [op for op in gl.ops if op.name == "CONV_2D"]
     prod = gl.producer()
     for conv in convs[:2]:  # fp16 weights behind a DEQUANTIZE
@@ -149,8 +149,8 @@ def test_fixes_and_the_range_margin(outlier):
     be = outlier["backend"]
     base = {**be.base(), "per_channel": False}
     assert be.base() == {"method": "minmax", "percentile": 99.999, "per_channel": True, "range_margin": 0.0, "float_weights": "int8"}
-    assert be.last_resort(base) == ("float layers keep fp16 weights", {**base, "float_weights": "fp16"})
-    assert be.last_resort({**base, "float_weights": "fp16"}) is None
+    assert be.last_resort(base) == [("float layers keep fp16 weights", {**base, "float_weights": "fp16"})]
+    assert be.last_resort({**base, "float_weights": "fp16"}) == []
     assert [label for label, _ in be.fixes(base)] == ["per-channel weights", "percentile range (99.99)", "range margin 0.1"]
     assert [label for label, _ in be.fixes({**base, "method": "entropy"})] == ["per-channel weights", "range margin 0.1"]
     fit = _samples(16)

@@ -11,9 +11,9 @@ A format plug-in drives it with a Backend (its own quantiser; nothing here knows
     run(candidate, samples)       -> per sample, the outputs in the source's order
     size(candidate)               -> bytes
     layer_errors(candidate, samples) -> {layer: dB} of each layer's own quantisation, or None
-    last_resort(base)  (optional)  -> (label, base'), or a list of them, cheapest first: rounds of the
-                                     last option once more, when no count passes (ORT: float
-                                     layers keep int16, then fp32 weights), or None
+    last_resort(base)  (optional)  -> [(label, base'), ...], cheapest first: rounds of the last
+                                     option once more, when no count passes (ORT: float layers
+                                     keep int16, then fp32 weights); [] when there are none
     movers()  (optional)           -> {layer: [the layers it reads]} for the layers whose op only
                                      moves or selects values (pad, transpose, concat, max pool, ...)
 
@@ -208,13 +208,13 @@ def search(
                 la["sensitivity_db" if how == "per-layer error map" else "skip_one_loss"] = round(float(errors[la["name"]]), 3)
         order = sorted(names, key=lambda n: errors.get(n, float("inf")))
         movers = getattr(backend, "movers", None)
-        movers = {k: v for k, v in (movers() if movers is not None else {}).items() if k in set(names)}
+        known = set(names)
+        movers = {k: v for k, v in (movers() if movers is not None else {}).items() if k in known}
         found = None
         tried: dict[tuple[str, int], Figures] = {}
         rounds = [(option, base, "") for option in backend.fallback_options]
         last = getattr(backend, "last_resort", None)
-        last = last(base) if last is not None else None
-        for label, last_base in ([last] if isinstance(last, tuple) else last or []):  # e.g. float layers with wider weights (bigger)
+        for label, last_base in (last(base) if last is not None else []):  # e.g. float layers with wider weights (bigger)
             rounds.append((backend.fallback_options[-1], last_base, f" ({label})"))
         for option, round_base, note in rounds:
             def at(k: int) -> dict[str, str]:

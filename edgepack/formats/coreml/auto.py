@@ -155,10 +155,10 @@ class CoreMLBackend:
         # up to 2048 elements in float: no smaller than fp16 on a small model)
         return {"method": "minmax", "per_channel": True, "range_margin": 0.0, "weight_threshold": 0, "float_weights": "int8"}
 
-    def last_resort(self, base: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:
+    def last_resort(self, base: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
         if base.get("float_weights", "int8") != "int8":
-            return None
-        return (f"{self.compute} weights in float layers and their readers", {**base, "float_weights": self.compute})
+            return []
+        return [(f"{self.compute} weights in float layers and their readers", {**base, "float_weights": self.compute})]
 
     def fixes(self, base: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
         # no percentile range: the emulator's calibration keeps each activation's min and max only

@@ -35,13 +35,6 @@ _MOVERS = {
 }
 
 
-def _attr(node, name: str, default):
-    for a in node.attribute:
-        if a.name == name:
-            return a.s if a.type == a.STRING else a
-    return default
-
-
 class OrtBackend:
     fallback_options = ("int16", "float")
 
@@ -69,6 +62,7 @@ class OrtBackend:
     def layers(self) -> list[dict[str, Any]]:
         if self._layers is None:
             import onnx
+            from onnx import helper
             from onnxruntime.quantization.registry import QDQRegistry, QLinearOpsRegistry
 
             model = onnx.load(str(self.prepared(self.quant.per_channel)[0]))
@@ -99,7 +93,8 @@ class OrtBackend:
             made_by = {la["tensor"]: la["name"] for la in out}
             for la in out:  # what a mover reads: its data input (a Pad's/Resize's other inputs are sizes)
                 node = by_name.get(la["name"])
-                if node is None or node.op_type not in _MOVERS or (node.op_type == "Resize" and _attr(node, "mode", b"nearest") != b"nearest"):
+                mode = next((helper.get_attribute_value(a) for a in node.attribute if a.name == "mode"), b"nearest") if node is not None else None
+                if node is None or node.op_type not in _MOVERS or (node.op_type == "Resize" and mode != b"nearest"):
                     continue
                 ins = [t for t in node.input if t and t not in inits] if node.op_type == "Concat" else [node.input[0]]
                 if ins and all(t in made_by for t in ins):
@@ -123,10 +118,9 @@ class OrtBackend:
         """When no count of float layers meets the budget with their weights int8 (a weight that
         int8 itself ruins, e.g. one input channel read with tiny weights): int16 weights (half of
         fp32's bytes; a com.microsoft DequantizeLinear, which the .ort keeps unfolded), then fp32."""
-        rounds = [("float layers keep int16 weights", "int16"), ("float layers keep fp32 weights", "float")]
-        have = base.get("float_weights", "int8")
-        later = [r for r in rounds if have == "int8" or (have == "int16" and r[1] == "float")]
-        return [(label, {**base, "float_weights": w}) for label, w in later]
+        wider = ("int8", "int16", "float")  # a float layer's weights, narrowest first
+        later = wider[wider.index(base.get("float_weights", "int8")) + 1:]
+        return [(f"float layers keep {'fp32' if w == 'float' else w} weights", {**base, "float_weights": w}) for w in later]
 
     # -- candidates ------------------------------------------------------------------------
     def quantise(self, base: dict[str, Any], precisions: dict[str, str], samples: list, dest: Path, cache: bool = True) -> Path:
@@ -150,8 +144,9 @@ class OrtBackend:
             exclude=tuple(dict.fromkeys(exclude)), int16_tensors=tuple(int16), calibration_cache=calib,
             range_margin=float(base.get("range_margin", 0.0)),
         )
-        if exclude and base.get("float_weights", "int8") in WEIGHT_ONLY_BITS:
-            weight_only(dest, set(exclude), per_channel=bool(base["per_channel"]), bits=WEIGHT_ONLY_BITS[base.get("float_weights", "int8")])
+        bits = WEIGHT_ONLY_BITS.get(base.get("float_weights", "int8"))
+        if exclude and bits:
+            weight_only(dest, set(exclude), per_channel=bool(base["per_channel"]), bits=bits)
         return dest
 
     def build(self, base, precisions, samples) -> Path:

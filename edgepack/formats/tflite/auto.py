@@ -136,11 +136,11 @@ class TfliteBackend:
     def fixes(self, base: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
         return standard_fixes(base)
 
-    def last_resort(self, base: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:
+    def last_resort(self, base: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
         """When no count of float layers meets the budget with their weights int8: fp16 weights."""
         if base.get("float_weights", "int8") != "int8":
-            return None
-        return "float layers keep fp16 weights", {**base, "float_weights": "fp16"}
+            return []
+        return [("float layers keep fp16 weights", {**base, "float_weights": "fp16"})]
 
     # -- candidates ------------------------------------------------------------------------
     def op_precisions(self, precisions: dict[str, str], float_weights: str = "int8") -> dict[int, str]:
