@@ -171,6 +171,16 @@ def test_markdown_block_text():
     assert sum(1 for ln in md if ln.startswith("- search: ")) == 1  # only the int8_auto cell has a block
 
 
+def test_a_recipe_that_met_only_the_gates_thresholds_says_so():
+    from edgepack.report.int8_auto import cost_text
+
+    rec = recipe()
+    assert "headroom" not in cost_text(rec)
+    rec["search"]["met_headroom"] = False
+    assert cost_text(rec) == ("6 candidates, 3.1 s on 16 fit + 8 check samples (sensitivity: per-layer error map); no candidate "
+                              "met the search's headroom: the fewest fallbacks that met the gate's own thresholds")
+
+
 def test_terminal_line_per_int8_auto_cell_within_100_columns():
     rep = auto_build()
     assert terminal_line(rep.artifacts[1]) == "int8_auto ort: 1 fallback (node_conv2d → float), 6 candidates, 3.1 s"

@@ -191,6 +191,8 @@ def cost_text(rec: dict) -> str:
         text += f" on {s['fit_samples']} fit + {s.get('check_samples')} check samples"
     if s.get("sensitivity"):
         text += f" (sensitivity: {s['sensitivity']})"
+    if s.get("met_headroom") is False:
+        text += "; no candidate met the search's headroom: the fewest fallbacks that met the gate's own thresholds"
     return text
 
 

@@ -76,18 +76,28 @@ def cells(report: Path) -> list[dict]:
             **c, "cosine": cos, "size_bytes": a["size_bytes"] if a else None, "failures": _failures(a) if a else [],
             "accuracy_drop": acc, "int8_weight_share": (a or {}).get("details", {}).get("int8_weight_share"),
             "stage_seconds": (a or {}).get("stage_seconds"), "sqnr_db": min((o["sqnr_db"] for o in (a or {}).get("parity", {}).get("outputs", []) if o.get("sqnr_db") is not None), default=None),
-            "fallbacks": None if recipe is None else {"names": recipe["fallbacks"], "counts": recipe["counts"],
+            "fallbacks": None if recipe is None else {"names": _fallback_names(recipe), "counts": recipe["counts"],
                                                       "candidates": recipe["search"].get("candidates"), "seconds": recipe["search"].get("seconds")},
         })
     return rows
 
 
+def _fallback_names(recipe: dict) -> list[str]:
+    """The fallen-back layers as the reports show them: a layer's label where the format gives one
+    (LiteRT's tensor names are edgepack's wrapper module), else its name."""
+    label = {la["name"]: la.get("label") or la["name"] for la in recipe.get("layers", [])}
+    return [label.get(n, n) for n in recipe["fallbacks"]]
+
+
 def _failures(node, where: str = "") -> list[str]:
     """Every failed check an artifact records: its parity's, a size budget's, and those of nested
-    checks such as the arm64 emulation's parity (named by where they sit)."""
+    checks such as the arm64 emulation's parity (named by where they sit); not the int8_auto
+    search's own steps, whose misses on the way are no failure of the artifact."""
     out: list[str] = []
     if isinstance(node, dict):
         for key, val in node.items():
+            if key == "recipe":
+                continue
             if key in ("failures", "budget_failures") and isinstance(val, list):
                 out += [f"{where}: {f}" if where else str(f) for f in val]
             elif isinstance(val, (dict, list)):
