@@ -103,12 +103,24 @@ def failed(reason: str) -> Figures:
 def evaluate(budget: Budget, refs: list[list[np.ndarray]], outs: list[list[np.ndarray]], headroom: float | None = None) -> Figures:
     """Every check of the budget on these samples (refs/outs: per sample, outputs in order), each
     threshold tightened by `headroom` (searched_value; None: each key's own, 0: the gate's)."""
-    values, failures = {}, []
-    worst, binding = float("inf"), None
+    return evaluate_at(budget, refs, outs, (headroom,))[0]
+
+
+def evaluate_at(budget: Budget, refs: list[list[np.ndarray]], outs: list[list[np.ndarray]], headrooms: tuple[float | None, ...]) -> list[Figures]:
+    """evaluate() at each of `headrooms`, the error statistics computed once."""
+    stats = []
     for i, name in enumerate(budget.outputs):
         r, o = [x[i] for x in refs], [x[i] for x in outs]
+        stats.append((name, error_stats(name, r, o, classify(name, r, declared=budget.kinds.get(name)))))
+    return [_figures(budget, stats, h) for h in headrooms]
+
+
+def _figures(budget: Budget, stats, headroom: float | None) -> Figures:
+    values, failures = {}, []
+    worst, binding = float("inf"), None
+    for name, st in stats:
         th = {k: Threshold(searched_value(k, t.value, headroom), t.source) for k, t in budget.thresholds.get(name, {}).items()}
-        s = judge(error_stats(name, r, o, classify(name, r, declared=budget.kinds.get(name))), th)
+        s = judge(st, th)
         values[name] = {c.metric: (c.value if c.value is not None else float("nan")) for c in s.checks}
         if s.nonfinite:
             failures.append(f"output '{name}': {s.nonfinite_values} non-finite values")

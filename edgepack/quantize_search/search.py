@@ -50,7 +50,7 @@ from typing import Any, Protocol
 
 from ..errors import ConversionError
 from ..errors import first_line
-from .budget import Budget, Figures, evaluate, failed
+from .budget import Budget, Figures, evaluate_at, failed
 from .recipe import Recipe
 
 
@@ -154,12 +154,12 @@ def search(
         try:
             cand = backend.build(base, precisions, fit)
             outs = backend.run(cand, check)
-            fig, plain = evaluate(budget, refs, outs), evaluate(budget, refs, outs, headroom=0)
+            fig, plain = evaluate_at(budget, refs, outs, (None, 0))
             if (fig.passed or plain.passed) and extra:  # confirmed on search-fit samples too (MIN_JUDGED)
                 if not extra_refs:
                     extra_refs.extend(reference(extra))
                 outs = outs + backend.run(cand, extra)
-                fig, plain = evaluate(budget, refs + extra_refs, outs), evaluate(budget, refs + extra_refs, outs, headroom=0)
+                fig, plain = evaluate_at(budget, refs + extra_refs, outs, (None, 0))
             if plain.passed and not fig.passed:
                 moved = sum(1 for p in precisions.values() if p != "int8")
                 gate_only.append((moved, -plain.score, dict(base), dict(precisions), set(ranked)))

@@ -134,6 +134,20 @@ def _cell_text(c: dict | None) -> str:
     return f"{mark} {cos}{sqnr}{acc}, {size}"
 
 
+def cell_seconds(c: dict | None) -> float | None:
+    """A cell's own time: the sum of its stage seconds (an int8_auto cell's convert is ~0, since
+    the format's float conversion is made once and the plain cell carries it)."""
+    st = (c or {}).get("stage_seconds")
+    return sum(st.values()) if st else None
+
+
+def cost_ratio(plain: dict | None, auto: dict | None) -> float | None:
+    """The int8_auto cell's time over the plain int8 cell's (load, float conversion, quantisation
+    and validation): what the search costs against one plain int8 cell."""
+    a, p = cell_seconds(auto), cell_seconds(plain)
+    return round(a / p, 2) if a is not None and p else None
+
+
 def auto_markdown(results: list[dict]) -> str:
     """One row per model and format: plain int8 (Core ML: w8a8) beside int8_auto, with the recipe."""
     lines = ["| model | format | int8: cosine (SQNR), size | int8_auto: cosine (SQNR), size | fallbacks | search |", "|---|---|---|---|---|---|"]
@@ -148,7 +162,10 @@ def auto_markdown(results: list[dict]) -> str:
             if fb:
                 k = fb["counts"]
                 moved = f"{k.get('int16', 0)} int16 + {k.get('float', 0)} float of {sum(k.values())}"
-                search = f"{fb['candidates']} candidates, {fb['seconds']:.0f} s" if fb.get("candidates") else "reused"
+                n = fb.get("candidates")
+                search = f"{n} candidate{'' if n == 1 else 's'}, {fb['seconds']:.0f} s" if n else "reused"
+                ratio = cost_ratio(plain, auto)
+                search += f" ({ratio:.1f}x the int8 cell)" if ratio is not None else ""
             else:
                 moved = search = "–"
             lines.append(f"| {r['model']} | {fmt} | {_cell_text(plain)} | {_cell_text(auto)} | {moved} | {search} |")
@@ -166,7 +183,13 @@ def main() -> None:
     ap.add_argument("--profile", default=INT8_AUTO, help="the profile --int8-auto builds (default: int8_auto.toml)")
     ap.add_argument("--samples", type=int, default=None, help="calibration samples per model (default: models.N_SAMPLES)")
     ap.add_argument("-f", "--format", action="append", default=[], help="only these formats (passed to edgepack build)")
+    ap.add_argument("--table", default=None, help="print the table of a --json FILE (or benchmarks/results/int8_auto_real.json) without building")
     args = ap.parse_args()
+    if args.table:
+        data = json.loads(Path(args.table).read_text())
+        results = data["results"] if isinstance(data, dict) else data
+        print(auto_markdown(results) if any(c.get("precision") == "int8_auto" for r in results for c in r.get("cells", [])) else markdown(results))
+        return
     work = Path(args.out).resolve()
     if args.samples:
         import models
