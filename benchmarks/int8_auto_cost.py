@@ -148,7 +148,7 @@ def one_build(model: Path, calib: Path, profile: Path, fmt: str, precision: str,
         row.update({
             "candidates": rec["search"].get("candidates"),
             "search_s": rec["search"].get("seconds"),
-            "fallbacks": [{"name": la["name"], "precision": la["precision"]} for la in rec["layers"] if la["precision"] != "int8"],
+            "fallbacks": [{"name": la.get("label") or la["name"], "precision": la["precision"]} for la in rec["layers"] if la["precision"] != "int8"],
             "counts": rec.get("counts"),
         })
     else:
