@@ -62,6 +62,9 @@ class Format(ABC):
     # Parity tolerances for precisions that profiles.DEFAULT_TOLERANCES does not know, used when a
     # profile gives none: a precision never goes unchecked for want of a [tolerances.X] table.
     tolerances: ClassVar[dict[str, dict[str, float]]] = {}
+    # The precision int8_auto starts from (its full-int8 candidate), where the format has int8_auto:
+    # a failed cell of it gets a note that int8_auto searches a recipe against the same budget.
+    int8_auto_from: ClassVar[str | None] = None
 
     def preflight(self, source: Source, precisions: tuple[str, ...], options: dict[str, Any], preprocess: Preprocess | None) -> None:
         """Refuse, before any slow work, what this format cannot build (raise a UserError)."""

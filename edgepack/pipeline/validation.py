@@ -16,6 +16,7 @@ from ..calibration import CalibrationSet
 from ..errors import ConversionError, EdgepackError
 from ..estimate import estimate_from_emulated, latency_figure
 from ..files import artifact_sha256, artifact_size
+from ..formats.base import formats
 from ..profiles import TargetProfile
 from ..progress import Progress
 from ..runtimes.base import get_runtime
@@ -56,6 +57,18 @@ class ReferenceCache:
         return [self._cache[i] for i in indices]
 
 
+def int8_auto_hint(profile, fmt: str, precision: str, passed: bool) -> str | None:
+    """For a failed cell of the precision the format's int8_auto starts from, when the profile does
+    not build int8_auto for that format: how to ask for it."""
+    plugin = formats().get(fmt)
+    if passed or plugin is None or plugin.int8_auto_from != precision or "int8_auto" not in plugin.precisions:
+        return None
+    if any(f.name == fmt and "int8_auto" in f.precisions for f in profile.formats):
+        return None
+    return (f'{precision} misses its budget: add "int8_auto" to [formats.{fmt}] precisions and edgepack searches for '
+            "the fewest layers to keep in int16 or float that meet the same budget (README: int8_auto)")
+
+
 def validate_artifact(profile, artifact: Artifact, source, calib, val_idx, refs, root: Path, progress, time_it: bool = True, diagnosis: dict | None = None) -> ArtifactResult:
     """Run the artifact in its runtime on the held-out samples: parity, latency, budgets.
     Paths in the result are relative to `root`. `time_it=False`: latency is not measured (--no-latency).
@@ -83,6 +96,8 @@ def validate_artifact(profile, artifact: Artifact, source, calib, val_idx, refs,
         min_samples=profile.validation.min_samples,
     )
     parity = dataclasses.replace(parity, notes=(*parity.notes, *session.notes()))
+    hint = int8_auto_hint(profile, fmt, prec, parity.passed)
+    notes += [hint] if hint else []
     from ..diagnose import attach_diagnosis, wanted
 
     d = diagnosis or {}

@@ -63,6 +63,7 @@ class CoreML(Format):
     runtime = "coreml_emulator"
     extra = "coreml"
     precisions = tuple(_SUMMARY)
+    int8_auto_from = "w8a8"
     # imported by the converter worker before its first cell, and by the build while it waits (pipeline/isolation.py):
     # the emulator that checks .mlpackage files needs coremltools too
     warm_imports = ("edgepack._coremltools:coremltools", "edgepack.formats.coreml.convert", "edgepack.formats.coreml.compress")

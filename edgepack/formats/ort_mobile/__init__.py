@@ -28,6 +28,7 @@ class OrtMobile(Format):
     runtime = "onnxruntime"
     extra = "onnx"
     precisions = ("fp32", "fp16", "int8", "int8_auto")
+    int8_auto_from = "int8"
     # imported by the converter worker before its first cell, and by the build while it waits (pipeline/isolation.py)
     warm_imports = ("onnx", "onnxruntime", "onnxruntime.tools.ort_format_model", "onnxruntime.quantization", "onnxscript")
     check_imports = ("onnxruntime",)

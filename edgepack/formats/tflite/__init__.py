@@ -37,6 +37,7 @@ class TFLite(Format):
     runtime = "litert"
     extra = "tflite"
     precisions = tuple(VARIANTS)
+    int8_auto_from = "int8"
     # imported by the converter worker before its first cell, and by the build while it waits (pipeline/isolation.py)
     warm_imports = ("edgepack.formats.tflite.routes:import_litert_torch", "ai_edge_quantizer")
     check_imports = ("ai_edge_litert.interpreter",)
