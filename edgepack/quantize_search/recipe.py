@@ -8,8 +8,10 @@
      "fixes": [{"fix", "on_top_of", "score", "passed", "helped"}],
      "steps": [{"fallbacks", "label", "to": what the layers went to, "layers", "passed", "score", "values",
                 "failures", "binding": [output, key] of the worst check, "size_bytes"}],
-     "search": {"fit_samples", "check_samples", "confirm_samples", "candidates", "seconds", "reused"},
-     "budget": {output: {key: {"value", "source"}}}}
+     "search": {"fit_samples", "check_samples", "confirm_samples", "candidates", "seconds", "reused",
+                "sensitivity", "met_headroom": false when no candidate met the search's thresholds and the
+                recipe is the fewest fallbacks that met the gate's own},
+     "budget": {output: {key: {"value", "source", "searched": the threshold the search held}}}}
 
 A recipe given back (`--recipe FILE`, or `[formats.<fmt>] recipe = "FILE"`) is applied as it is,
 with no search: with the same model, calibration data and tools the artifact is the same, byte

@@ -39,6 +39,11 @@ every layer at the option tells whether the option can meet the budget at all (a
 four counts; first, on models with more than 16 layers); when it cannot, the search moves to the
 next option at once.
 
+Every candidate is judged twice on the same figures: against the search's thresholds (budget.py:
+tighter than the gate's) and against the gate's own. When no count of any round meets the former,
+the fewest fallbacks that met the latter are taken (search.met_headroom false) and the gate decides
+on the held-out samples; only when none met even those does the cell fail.
+
 A candidate that cannot be built or run (a quantiser or runtime error) fails its trial with the
 error as its reason; it never fails the cell by itself.
 """
