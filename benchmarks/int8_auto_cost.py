@@ -40,9 +40,6 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-# "The plain int8 precision of the format": the cell int8_auto is measured against. Set here, not
-# taken from the library, so a renamed precision shows up as a skipped format instead of a wrong pair.
-PLAIN_INT8 = {"ort": "int8", "tflite": "int8", "coreml": "w8a8"}
 # tests/int8_auto_models.py factories: (input shape without batch, the function there that gives the
 # budget a user of that model declares as profile TOML (precision, output name), or None: the defaults)
 MODELS = {
@@ -69,20 +66,21 @@ diagnose = "never"
 """
 
 
-def auto_formats() -> tuple[list[str], list[dict]]:
-    """(formats to measure, skipped formats with the reason), from the format registry."""
+def auto_formats() -> tuple[dict[str, str], list[dict]]:
+    """({format to measure: the plain int8 precision int8_auto is measured against, its plug-in's
+    int8_auto_from}, skipped formats with the reason), from the format registry."""
     from edgepack.formats.base import formats
 
-    chosen, skipped = [], []
+    chosen, skipped = {}, []
     for name, cls in sorted(formats().items()):
         if "int8_auto" not in cls.precisions:
             skipped.append({"format": name, "why": f"its plug-in's precisions {list(cls.precisions)} do not list int8_auto"})
-        elif name not in PLAIN_INT8:
-            skipped.append({"format": name, "why": "no plain int8 precision set for it in PLAIN_INT8"})
-        elif PLAIN_INT8[name] not in cls.precisions:
-            skipped.append({"format": name, "why": f"its plug-in has no precision '{PLAIN_INT8[name]}' (PLAIN_INT8)"})
+        elif cls.int8_auto_from is None:
+            skipped.append({"format": name, "why": "its plug-in names no int8_auto_from (the plain int8 precision)"})
+        elif cls.int8_auto_from not in cls.precisions:
+            skipped.append({"format": name, "why": f"its plug-in has no precision '{cls.int8_auto_from}' (its int8_auto_from)"})
         else:
-            chosen.append(name)
+            chosen[name] = cls.int8_auto_from
     return chosen, skipped
 
 
@@ -127,6 +125,8 @@ def one_build(model: Path, calib: Path, profile: Path, fmt: str, precision: str,
     if proc.returncode not in (0, 1) or not (out / "report.json").is_file():
         row["error"] = (proc.stderr.strip().splitlines() or ["(no output)"])[-1][:400]
         return row
+    from edgepack.report.int8_auto import shown  # a layer as the reports name it
+
     report = json.loads((out / "report.json").read_text())
     cells = [a for a in report["artifacts"] if a["format"] == fmt and a["precision"] == precision]
     if not cells:
@@ -148,7 +148,7 @@ def one_build(model: Path, calib: Path, profile: Path, fmt: str, precision: str,
         row.update({
             "candidates": rec["search"].get("candidates"),
             "search_s": rec["search"].get("seconds"),
-            "fallbacks": [{"name": la.get("label") or la["name"], "precision": la["precision"]} for la in rec["layers"] if la["precision"] != "int8"],
+            "fallbacks": [{"name": shown(la), "precision": la["precision"]} for la in rec["layers"] if la["precision"] != "int8"],
             "counts": rec.get("counts"),
         })
     else:
@@ -166,8 +166,7 @@ def _ratio(a: float | None, b: float | None) -> float | None:
     return round(a / b, 2) if a is not None and b else None
 
 
-def run_case(model_name: str, fmt: str, model: Path, calib: Path, budget, repeat: int, env: dict, work: Path) -> dict:
-    plain = PLAIN_INT8[fmt]
+def run_case(model_name: str, fmt: str, plain: str, model: Path, calib: Path, budget, repeat: int, env: dict, work: Path) -> dict:
     profile = work / f"{model_name}-{fmt}.toml"
     declared = budget(plain, PT2_OUTPUT) + budget("int8_auto", PT2_OUTPUT)
     if model_name in OUTPUT_KINDS:
@@ -250,7 +249,7 @@ def main() -> None:
         for f in fmts:
             if f not in args.formats:
                 print(f"skip format {f}: not in --formats", file=sys.stderr)
-        fmts = [f for f in fmts if f in args.formats]
+        fmts = {f: p for f, p in fmts.items() if f in args.formats}
     load_start = [round(x, 2) for x in os.getloadavg()]
     cases = {}
     with tempfile.TemporaryDirectory(prefix="edgepack-int8auto-bench-") as d:
@@ -264,8 +263,8 @@ def main() -> None:
             env["PYTHONPATH"] = os.pathsep.join([str(code), *filter(None, [os.environ.get("PYTHONPATH")])])
         models = make_models(work)
         for name, (model, calib, budget) in models.items():
-            for fmt in fmts:
-                cases[f"{name}/{fmt}"] = run_case(name, fmt, model, calib, budget, args.repeat, env, work)
+            for fmt, plain in fmts.items():
+                cases[f"{name}/{fmt}"] = run_case(name, fmt, plain, model, calib, budget, args.repeat, env, work)
     result = {
         "method": (
             f"per model and format, {args.repeat} cold builds of the plain int8 cell and of the int8_auto cell, interleaved; each a "
@@ -275,7 +274,7 @@ def main() -> None:
             + ("the checkout itself (--live)" if args.live else "a frozen byte-compiled copy of edgepack/ and targets/")
         ),
         "goal": f"the int8_auto build's wall time at most {GOAL_RATIO:g}x the plain int8 build's (issue #11: 'a few times one plain int8 cell')",
-        "plain_int8": PLAIN_INT8,
+        "plain_int8": fmts,  # each plug-in's int8_auto_from
         "host": {"machine": platform.machine(), "cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
         "versions": _versions(),
         "commit": _commit(),

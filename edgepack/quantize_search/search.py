@@ -156,6 +156,7 @@ def search(
 
     def trial(base, precisions, label, record=True, to=None, ranked=()) -> tuple[Figures, Any]:
         built[0] += 1
+        moved = [n for n in names if precisions.get(n, "int8") != "int8"]
         try:
             cand = backend.build(base, precisions, fit)
             outs = backend.run(cand, check)
@@ -166,15 +167,13 @@ def search(
                 outs = outs + backend.run(cand, extra)
                 fig, plain = evaluate_at(budget, refs + extra_refs, outs, (None, 0))
             if plain.passed and not fig.passed:
-                moved = sum(1 for p in precisions.values() if p != "int8")
-                gate_only.append((moved, -plain.score, dict(base), dict(precisions), set(ranked)))
+                gate_only.append((len(moved), -plain.score, dict(base), dict(precisions), set(ranked)))
         except (KeyboardInterrupt, MemoryError):
             raise
         except Exception as exc:  # this candidate only: the quantiser or the runtime refused it
             cand, fig = None, failed(f"candidate failed: {type(exc).__name__}: {first_line(exc)[:200]}")
         step(f"int8_auto: candidate {built[0]} ({label}): {'meets the budget' if fig.passed else (fig.failures or ('misses',))[0]}")
         if record:
-            moved = [n for n in names if precisions.get(n, "int8") != "int8"]
             size = backend.size(cand) if cand is not None else None
             steps.append({"fallbacks": len(moved), "label": label, "to": to or "int8", "layers": moved, "size_bytes": size, **fig.to_json()})
         return fig, cand
@@ -260,9 +259,9 @@ def search(
                 chosen, base = found, round_base
                 break
         if found is None and gate_only:  # no candidate met the headroom; the fewest fallbacks that met the gate's own figures
-            _, _, base, chosen, ranked = min(gate_only, key=lambda g: (g[0], g[1]))
+            n_moved, _, base, chosen, ranked = min(gate_only, key=lambda g: (g[0], g[1]))
             met_headroom = False
-            step(f"int8_auto: no candidate met the search's headroom; {sum(p != 'int8' for p in chosen.values())} fallbacks met the gate's own thresholds")
+            step(f"int8_auto: no candidate met the search's headroom; {n_moved} fallbacks met the gate's own thresholds")
         elif found is None:
             worst = best.failures[0] if best.failures else ""
             raise ConversionError(

@@ -83,9 +83,11 @@ def cells(report: Path) -> list[dict]:
 
 
 def _fallback_names(recipe: dict) -> list[str]:
-    """The fallen-back layers as the reports show them: a layer's label where the format gives one
-    (LiteRT's tensor names are edgepack's wrapper module), else its name."""
-    label = {la["name"]: la.get("label") or la["name"] for la in recipe.get("layers", [])}
+    """The fallen-back layers as the reports show them (report.int8_auto.shown: LiteRT's label,
+    since its tensor names are edgepack's wrapper module; else the name)."""
+    from edgepack.report.int8_auto import shown
+
+    label = {la["name"]: shown(la) for la in recipe.get("layers", [])}
     return [label.get(n, n) for n in recipe["fallbacks"]]
 
 
