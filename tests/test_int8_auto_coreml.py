@@ -71,7 +71,7 @@ def _figures(job, artifact, held_out):
     from edgepack.formats.coreml.auto import CoreMLBackend
     from edgepack.quantize_search import evaluate
 
-    backend = CoreMLBackend(None, artifact.path, job.source, job.workdir, None)
+    backend = CoreMLBackend(None, artifact.path, job.source, None)
     refs = [list(job.source.run(s)) for s in held_out]
     return evaluate(job.budget, refs, backend.run(artifact.path, held_out))
 
@@ -114,6 +114,33 @@ def test_int8_auto_falls_back_the_outlier_conv_and_its_recipe_rebuilds_the_packa
     (again,) = fmt2.build(job2)
     assert again.details["recipe"]["search"]["reused"] is True and "reused recipe outlier.int8_auto.mlpackage.recipe.json" in again.route
     assert package_digest(again.path) == package_digest(arts["int8_auto"].path)
+
+
+def test_a_candidate_is_judged_on_the_program_its_conversion_would_save(outlier, tmp_path):
+    """The search never writes a candidate: it runs the pymil program after the conversion's own
+    passes (compress.conversion_passes). That program computes exactly what the converted, saved
+    model computes, and its size is what saving it writes, for plain W8A8, a float layer, and the
+    last resort's fp16 weights."""
+    from edgepack.formats.coreml.auto import CoreMLBackend
+    from edgepack.formats.coreml.convert import convert
+    from edgepack.sources.base import load_source
+
+    source = load_source(str(outlier["pt2"]))
+    m = convert(source, precision="fp16", target="iOS17", io_dtype="fp32", image=None, labels=None)
+    pkg = tmp_path / "base.mlpackage"
+    m.save(str(pkg))
+    backend = CoreMLBackend(m, pkg, source, lambda xs, _n, _msg: xs)
+    names = [la["name"] for la in backend.layers()]
+    fit, held = _samples(8, 0), _samples(4, 1)
+    base = backend.base()
+    for i, (b, floats) in enumerate([(base, ()), (base, ("conv2d",)), ({**base, "float_weights": "fp16"}, ("conv2d",))]):
+        precisions = {n: "float" if n in floats else "int8" for n in names}
+        program = backend.build(b, precisions, fit)
+        saved = tmp_path / f"cand{i}.mlpackage"
+        backend.quantise(b, precisions, fit).save(str(saved))
+        for got, want in zip(backend.run(program, held), backend.run(saved, held)):
+            assert all(np.array_equal(g, w) for g, w in zip(got, want)), (b, floats)
+        assert abs(backend.size(program) - backend.size(saved)) <= 0.002 * backend.size(saved), (backend.size(program), backend.size(saved))
 
 
 def test_compressed_variants_of_small_weights_say_they_are_not(tmp_path):

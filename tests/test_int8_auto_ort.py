@@ -191,3 +191,31 @@ def test_the_last_resort_gives_float_layers_int16_weights_then_fp32(outlier_file
     # the .ort keeps them int16: one byte per weight more than int8 (folded to fp32 it would be three)
     n = sum(int(np.prod(t.dims)) for t in onnx.load(str(outlier_files["onnx"])).graph.initializer if len(t.dims) >= 2)
     assert 0.9 * n < sizes["int16"] - sizes["int8"] < 1.5 * n, (sizes, n)
+
+
+def test_candidates_reuse_the_first_ones_weight_scales_byte_for_byte(outlier_files, tmp_path):
+    """A candidate hands the quantiser the weight scales and zero points of the first candidate with
+    the same per-channel setting (TensorQuantOverrides) instead of computing them again: the .onnx
+    is byte for byte the one computed from scratch, with int16 activations, float layers and the
+    last resort's int16 weights alike."""
+    from edgepack.formats.ort_mobile.quantize import weight_quant_params
+
+    backend = _backend(outlier_files, tmp_path)
+    names = [la["name"] for la in backend.layers()]
+    fit = _samples(8)
+    for per_channel in (True, False):
+        base = {**backend.base(), "per_channel": per_channel}
+        first = backend.build(base, {}, fit)
+        params = weight_quant_params(backend.prepared(per_channel)[0], first)
+        assert len(params) == 4  # conv1, conv2, conv3 and the Linear's weight
+        assert all(("axis" in ps[0]) == per_channel for ps in params.values())
+        # per channel: one entry per output channel (the Linear's MatMul weight: axis 1, its 10 classes)
+        assert sorted(len(ps) for ps in params.values()) == ([8, 8, 8, 10] if per_channel else [1, 1, 1, 1])
+        for i, (b, precisions) in enumerate([
+            (base, {names[1]: "int16"}),
+            (base, {names[1]: "float", names[2]: "float"}),
+            ({**base, "float_weights": "int16"}, {names[1]: "float"}),
+        ]):
+            reused = backend.build(b, precisions, fit)
+            fresh = backend.quantise(b, precisions, fit, tmp_path / f"fresh{per_channel}{i}.onnx")
+            assert reused.read_bytes() == fresh.read_bytes(), (per_channel, b, precisions)

@@ -163,9 +163,11 @@ class RecordsRuns:
 @pytest.mark.parametrize("n, confirm", [(24, 8), (60, 0)])
 def test_a_pass_on_few_check_samples_is_confirmed_on_fit_samples(files, tmp_path, n, confirm):
     """24 calibration samples: 16 fit, 8 check; a candidate that meets the budget on the 8 is judged
-    again on 8 fit samples too (MIN_JUDGED 16), a failing one is not. 60: 20 check, none added."""
+    again on 8 fit samples too (MIN_JUDGED 16), a failing one is not. 60: 20 check, none added.
+    A fallback candidate first runs one check sample (FIRST_LOOK) and the rest only when that one
+    does not already miss the gate's own min_cosine; full int8 runs them all."""
     from edgepack.quantize_search import Budget, search
-    from edgepack.quantize_search.search import MIN_JUDGED, split_calibration
+    from edgepack.quantize_search.search import FIRST_LOOK, MIN_JUDGED, split_calibration
     from edgepack.validate.tolerances import Threshold
 
     budget = Budget(("logits",), {"logits": {"min_cosine": Threshold(0.99, "defaults.int8_auto")}})
@@ -173,16 +175,24 @@ def test_a_pass_on_few_check_samples_is_confirmed_on_fit_samples(files, tmp_path
     samples = _samples(n)
     recipe = search("ort", backend, budget, samples, _reference(files))
     fit, check = split_calibration(samples)
-    check_ids, extra_ids = tuple(id(s) for s in check), tuple(id(s) for s in fit[:confirm])
+    ids = lambda xs: tuple(id(s) for s in xs)  # noqa: E731
+    check_ids, extra_ids = ids(check), ids(fit[:confirm])
+    first, rest = ids(check[:FIRST_LOOK]), ids(check[FIRST_LOOK:])
     assert recipe.search["confirm_samples"] == confirm == max(0, MIN_JUDGED - len(check))
-    assert set(backend.runs) <= {check_ids, extra_ids}
-    assert backend.runs[0] == check_ids and backend.runs.count(check_ids) == recipe.search["candidates"]
-    # a confirming run comes right after a check run, only for a candidate that passed there
+    assert set(backend.runs) <= {check_ids, first, rest, extra_ids}
+    assert backend.runs[0] == check_ids  # full int8: every check sample
+    assert backend.runs.count(check_ids) + backend.runs.count(first) == recipe.search["candidates"]
+    assert all(backend.runs[i - 1] == first for i, r in enumerate(backend.runs) if r == rest)
+    # a confirming run comes right after a whole check, only for a candidate that passed there
     confirmed = [i for i, r in enumerate(backend.runs) if r == extra_ids and confirm]
-    assert all(backend.runs[i - 1] == check_ids for i in confirmed)
+    assert all(backend.runs[i - 1] in (check_ids, rest) for i in confirmed)
     assert (len(confirmed) >= 1) == bool(confirm)
     best = min((s for s in recipe.steps if s["passed"]), key=lambda s: s["fallbacks"])
-    assert best["values"]["logits"]["min_cosine"] >= 0.995
+    assert best["values"]["logits"]["min_cosine"] >= 0.995 and best["samples"] == len(check) + confirm
+    # a step judged on its first look alone missed the gate's own threshold there
+    looked = [s for s in recipe.steps if s["samples"] == FIRST_LOOK]
+    assert all(not s["passed"] and s["values"]["logits"]["min_cosine"] < 0.99 for s in looked)
+    assert len(looked) == backend.runs.count(first) - backend.runs.count(rest)
 
 
 def test_steps_record_what_their_layers_went_to_and_the_binding_check(files, tmp_path):
@@ -195,3 +205,43 @@ def test_steps_record_what_their_layers_went_to_and_the_binding_check(files, tmp
     assert all(s["to"] == "int8" for s in recipe.steps if s["fallbacks"] == 0)
     assert all(s["label"].endswith("to " + s["to"]) for s in recipe.steps if s["fallbacks"])
     assert all(s["binding"] == ["logits", "min_cosine"] for s in recipe.steps)  # the only check
+
+
+def test_only_a_worst_sample_miss_at_the_gate_threshold_is_hopeless():
+    """A first look stops a candidate only where more samples could not save it: the worst sample's
+    cosine or largest error already past the gate's own threshold, or non-finite values. A pooled
+    figure (SQNR) or a miss of the search's headroom alone runs the other samples."""
+    from edgepack.quantize_search.budget import Budget, evaluate_at, hopeless
+    from edgepack.validate.tolerances import Threshold
+
+    t = lambda v: Threshold(v, "tolerances.int8_auto")  # noqa: E731
+    budget = Budget(("y",), {"y": {"min_cosine": t(0.99), "max_abs": t(0.5), "min_sqnr_db": t(30.0)}})
+    ref = [np.array([[1.0, 2.0, 3.0, 4.0]])]
+
+    def looks(out):
+        head, gate = evaluate_at(budget, [ref], [[np.array([out])]], (None, 0))
+        return head.passed, gate.passed, hopeless(gate)
+
+    assert looks([1.0, 2.0, 3.0, 4.0]) == (True, True, False)
+    assert looks([1.0, 2.0, 3.0, 3.0]) == (False, False, True)  # cosine 0.983, |err| 1.0: both past the gate
+    assert looks([1.0, 2.0, 3.0, 4.3]) == (False, False, False)  # SQNR 25 dB < 30: pooled, more samples may lift it
+    assert looks([1.0, 2.0, 3.0, 4.45]) == (False, False, False)  # max_abs 0.45 < 0.5, but past the search's 0.375
+    assert looks([1.0, 2.0, float("nan"), 4.0]) == (False, False, True)
+
+
+def test_a_candidate_past_the_gate_on_its_first_sample_runs_no_more(files, tmp_path):
+    """min_cosine 0.9995: the counts before the answer miss it on their first check sample already;
+    they run that one sample (their step says so), the answer runs all of them."""
+    from edgepack.quantize_search import Budget, search
+    from edgepack.quantize_search.search import FIRST_LOOK, split_calibration
+    from edgepack.validate.tolerances import Threshold
+
+    budget = Budget(("logits",), {"logits": {"min_cosine": Threshold(0.9995, "tolerances.int8_auto")}})
+    backend = RecordsRuns(_backend(files, tmp_path))
+    recipe = search("ort", backend, budget, _samples(60), _reference(files))
+    _fit, check = split_calibration(_samples(60))
+    looked = [s for s in recipe.steps if s["samples"] == FIRST_LOOK]
+    assert looked and all(s["values"]["logits"]["min_cosine"] < 0.9995 and not s["passed"] for s in looked)
+    assert sum(len(r) for r in backend.runs) < recipe.search["candidates"] * len(check)
+    chosen = min((s for s in recipe.steps if s["passed"]), key=lambda s: s["fallbacks"])
+    assert chosen["samples"] == len(check) == 20 and chosen["values"]["logits"]["min_cosine"] >= 0.99975

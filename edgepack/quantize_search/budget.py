@@ -18,6 +18,7 @@ sends them with the cell.
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -83,6 +84,8 @@ class Figures:
     values: dict[str, dict[str, float]]  # {output: {tolerance key: value}}
     failures: tuple[str, ...]
     binding: tuple[str, str] | None  # (output, key) of the worst check
+    failed_keys: tuple[tuple[str, str], ...] = ()  # (output, key) of each failure ("nonfinite" for non-finite values)
+    samples: int = 0  # how many samples the figures are over
 
     def to_json(self) -> dict[str, Any]:
         return {"passed": self.passed, "score": round(self.score, 6), "values": self.values, "failures": list(self.failures),
@@ -106,17 +109,37 @@ def evaluate(budget: Budget, refs: list[list[np.ndarray]], outs: list[list[np.nd
     return evaluate_at(budget, refs, outs, (headroom,))[0]
 
 
-def evaluate_at(budget: Budget, refs: list[list[np.ndarray]], outs: list[list[np.ndarray]], headrooms: tuple[float | None, ...]) -> list[Figures]:
-    """evaluate() at each of `headrooms`, the error statistics computed once."""
+def output_kinds(budget: Budget, refs: list[list[np.ndarray]]) -> dict[str, str]:
+    """{output: its kind} over these samples' reference outputs (the declared kind wins)."""
+    return {name: classify(name, [x[i] for x in refs], declared=budget.kinds.get(name)) for i, name in enumerate(budget.outputs)}
+
+
+def evaluate_at(budget: Budget, refs: list[list[np.ndarray]], outs: list[list[np.ndarray]], headrooms: tuple[float | None, ...],
+                kinds: dict[str, str] | None = None) -> list[Figures]:
+    """evaluate() at each of `headrooms`, the error statistics computed once; `kinds` (output_kinds
+    of a larger sample set) instead of the kinds these samples show."""
+    kinds = kinds or output_kinds(budget, refs)
     stats = []
     for i, name in enumerate(budget.outputs):
         r, o = [x[i] for x in refs], [x[i] for x in outs]
-        stats.append((name, error_stats(name, r, o, classify(name, r, declared=budget.kinds.get(name)))))
-    return [_figures(budget, stats, h) for h in headrooms]
+        stats.append((name, error_stats(name, r, o, kinds[name])))
+    return [dataclasses.replace(_figures(budget, stats, h), samples=len(refs)) for h in headrooms]
+
+
+# Figures that are the worst sample's (a minimum or maximum over samples): more samples can only
+# make them worse, so a candidate that misses the gate's own threshold on some samples misses it
+# on all of them. Non-finite outputs stay non-finite too.
+WORST_SAMPLE_KEYS = ("min_cosine", "max_abs")
+
+
+def hopeless(gate: Figures) -> bool:
+    """True when figures judged at the gate's own thresholds (headroom 0) on some of the samples
+    already fail a worst-sample check: the candidate cannot meet the budget on all of them."""
+    return any(key in (*WORST_SAMPLE_KEYS, "nonfinite") for _output, key in gate.failed_keys)
 
 
 def _figures(budget: Budget, stats, headroom: float | None) -> Figures:
-    values, failures = {}, []
+    values, failures, failed_keys = {}, [], []
     worst, binding = float("inf"), None
     for name, st in stats:
         th = {k: Threshold(searched_value(k, t.value, headroom), t.source) for k, t in budget.thresholds.get(name, {}).items()}
@@ -124,6 +147,7 @@ def _figures(budget: Budget, stats, headroom: float | None) -> Figures:
         values[name] = {c.metric: (c.value if c.value is not None else float("nan")) for c in s.checks}
         if s.nonfinite:
             failures.append(f"output '{name}': {s.nonfinite_values} non-finite values")
+            failed_keys.append((name, "nonfinite"))
             worst, binding = -1e9, (name, "nonfinite")
         for c in s.checks:
             rel = _relative(c.margin, c.threshold)
@@ -131,6 +155,7 @@ def _figures(budget: Budget, stats, headroom: float | None) -> Figures:
                 worst, binding = rel, (name, c.metric)
             if not c.passed:
                 failures.append(f"output '{name}': {c.metric} {f'{c.value:.6g}' if c.value is not None else 'undefined'} vs {c.threshold:g}")
+                failed_keys.append((name, c.metric))
     if worst == float("inf"):
         worst = 0.0
-    return Figures(not failures, float(worst), values, tuple(failures), binding)
+    return Figures(not failures, float(worst), values, tuple(failures), binding, tuple(failed_keys))

@@ -144,3 +144,33 @@ def test_keras_onet_is_mtcnns_own_network_and_finds_the_face():
     ref.set_weights(load_arrays(weights))
     for a, b in zip(got, ref(x)):
         assert np.abs(a - np.asarray(b)).max() < 1e-5
+
+
+@pytest.mark.slow
+def test_ort_preprocessing_of_ocr_rec_leaves_nothing_in_the_current_folder(tmp_path, monkeypatch):
+    """ONNX Runtime's symbolic shape inference fails on PP-OCRv6 rec and saves its partial model in
+    the current folder (sym_shape_infer_temp.onnx and a 21 MB .data file); edgepack's int8
+    preparation runs it from a temp folder of its own, so a build leaves the user's folder as it was."""
+    import onnx
+    from onnxruntime.tools.symbolic_shape_infer import SymbolicShapeInference
+
+    from edgepack.formats.ort_mobile.quantize import prepare_for_int8
+
+    try:
+        model = fetch("rapidocr") / "rapidocr" / "models" / "PP-OCRv6_rec_small.onnx"
+    except WheelUnavailable as exc:
+        pytest.skip(str(exc))
+    trap = tmp_path / "trap"
+    trap.mkdir()
+    monkeypatch.chdir(trap)
+    with pytest.raises(Exception, match="Incomplete symbolic shape inference"):
+        SymbolicShapeInference.infer_shapes(onnx.load(str(model)))
+    assert (trap / "sym_shape_infer_temp.onnx").is_file()  # the trap itself
+
+    here, work = tmp_path / "here", tmp_path / "work"
+    here.mkdir()
+    work.mkdir()
+    monkeypatch.chdir(here)
+    pre, steps = prepare_for_int8(model, work / "rec.onnx", per_channel=True)
+    assert pre == work / "rec.pre.onnx" and pre.is_file() and "Constant weights -> initializers" in steps
+    assert list(here.iterdir()) == [] and not list(work.glob("pre.*"))

@@ -183,7 +183,7 @@ class CoreML(Format):
         from ...quantize_search import details, recipe_for
         from .auto import CoreMLBackend
 
-        backend = CoreMLBackend(mlmodel, package, job.source, job.workdir, job.progress.track, job.options["compute_precision"])
+        backend = CoreMLBackend(mlmodel, package, job.source, job.progress.track, job.options["compute_precision"])
         recipe = recipe_for(job, self.name, backend)
         model = backend.quantise(recipe.base, recipe.precision_of(), list(job.calibration))
         c = recipe.counts()

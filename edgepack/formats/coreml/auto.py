@@ -16,12 +16,12 @@ channel int8 weights crush its 1/100 weights that read the outlier channel, so w
 even every activation float misses (min_cosine 0.9695, top-1 agreement below 0.95).
 
 Every candidate is made from one activation_stats pass per set of samples (the emulator's true
-min/max), widened by base["range_margin"], saved as a .mlpackage in a temp folder under the work
-folder and run in the emulator.
+min/max), widened by base["range_margin"]. It is the pymil program that its conversion would save
+(compress.conversion_passes), run in the emulator as it is: no model is written until the recipe is
+chosen, then the artifact is converted once.
 """
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -84,14 +84,14 @@ def _quantised_units(program) -> tuple[dict[str, str], dict[str, float]]:
 class CoreMLBackend:
     fallback_options = ("float",)
 
-    def __init__(self, mlmodel, package: Path, source, work: Path, track, compute: str = "fp16"):
+    def __init__(self, mlmodel, package: Path, source, track, compute: str = "fp16"):
         self.mlmodel = mlmodel  # the float (compute precision) model, converted once per build
         self.compute = compute
         self.package = Path(package)  # ... and saved: the emulator reads it
         self.source = source
         self.track = track
-        self._tmp = Path(tempfile.mkdtemp(prefix="int8_auto.", dir=work))
         self._n = 0
+        self._last = None  # (candidate, its session): the one run last
         self._layers: list[dict[str, Any]] | None = None
         self._stats: dict[tuple, dict] = {}
         self._float_session = None
@@ -171,8 +171,8 @@ class CoreMLBackend:
             self._stats[key] = compress.activation_stats(self.mlmodel, self.package, samples, self.track)
         return self._stats[key]
 
-    def quantise(self, base: dict[str, Any], precisions: dict[str, str], samples: list):
-        """The int8_auto MLModel of `base` and `precisions`, calibrated on `samples`."""
+    def _configured(self, base: dict[str, Any], precisions: dict[str, str], samples: list):
+        """(activation ranges, float activation vars, weight config) of `base` and `precisions`."""
         self.layers()
         base = {**self.base(), **base}  # a recipe from before a setting existed: its default
         m = float(base["range_margin"])
@@ -185,28 +185,42 @@ class CoreMLBackend:
             per_channel=bool(base["per_channel"]), weight_threshold=int(base["weight_threshold"]),
             keep_float=tuple(sorted(keep)),
         )
-        return compress.quantize_activations(self.mlmodel, stats, tuple(la["var"] for la in floats), weights)
+        return stats, tuple(la["var"] for la in floats), weights
 
-    def build(self, base, precisions, samples) -> Path:
-        self._n += 1
-        path = self._tmp / f"cand{self._n}.mlpackage"
-        self.quantise(base, precisions, samples).save(str(path))
-        return path
+    def quantise(self, base: dict[str, Any], precisions: dict[str, str], samples: list):
+        """The int8_auto MLModel of `base` and `precisions`, calibrated on `samples`."""
+        return compress.quantize_activations(self.mlmodel, *self._configured(base, precisions, samples))
 
-    def session(self, path: Path):
+    def build(self, base, precisions, samples):
+        """A candidate: the pymil program that converting it would save (compress.conversion_passes),
+        never written as a package; the emulator runs it as it is."""
+        program = compress.quantize_activations(self.mlmodel, *self._configured(base, precisions, samples), program_only=True)
+        compress.conversion_passes(program)
+        return program
+
+    def session(self, candidate):
+        """An emulator session of a candidate program or a saved package (the float base, an artifact)."""
         from ...runtimes.coreml_emulator import load_mlpackage
+        from ...runtimes.coreml_emulator.interpreter import EmulatedModel
         from ...runtimes.coreml_emulator.runtime import CoreMLEmulatorSession, _image_inputs
 
-        s = CoreMLEmulatorSession(load_mlpackage(path), tuple(self.source.inputs), tuple(self.source.outputs))
-        s._pixels = _image_inputs(Path(path), s._in_names)
+        saved = isinstance(candidate, (str, Path))
+        self._n += 1
+        model = load_mlpackage(candidate) if saved else EmulatedModel(candidate, source=f"int8_auto candidate {self._n}")
+        s = CoreMLEmulatorSession(model, tuple(self.source.inputs), tuple(self.source.outputs))
+        s._pixels = _image_inputs(Path(candidate) if saved else self.package, s._in_names)  # a candidate has the base's inputs
         return s
 
-    def run(self, candidate: Path, samples: list) -> list[list[np.ndarray]]:
-        s = self.session(candidate)
-        return [s.run(x) for x in samples]
+    def run(self, candidate, samples: list) -> list[list[np.ndarray]]:
+        if self._last is None or self._last[0] is not candidate:  # the search runs a candidate in two goes
+            self._last = (candidate, self.session(candidate))
+        return [self._last[1].run(x) for x in samples]
 
-    def size(self, candidate: Path) -> int:
-        return sum(f.stat().st_size for f in Path(candidate).rglob("*") if f.is_file())
+    def size(self, candidate) -> int:
+        """A saved package's bytes; a candidate program's: what saving it would write."""
+        if isinstance(candidate, (str, Path)):
+            return sum(f.stat().st_size for f in Path(candidate).rglob("*") if f.is_file())
+        return compress.package_bytes(candidate, self.mlmodel)
 
     def _values(self, session, sample, names: set[str]) -> dict[str, np.ndarray]:
         seen: dict[str, np.ndarray] = {}

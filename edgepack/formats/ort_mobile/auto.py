@@ -23,7 +23,7 @@ import numpy as np
 
 from ...quantize_search.search import standard_fixes
 from ...quantize_search.sensitivity import CAP_DB, added_db, default_axis, own_rounding_db
-from .quantize import prepare_for_int8, quantize_prepared
+from .quantize import prepare_for_int8, quantize_prepared, weight_quant_params
 
 # Node types ONNX Runtime's QDQ quantiser quantises (its registry), read at first use.
 _FUSED_ACTIVATIONS = {"Relu", "Clip"}
@@ -47,10 +47,12 @@ class OrtBackend:
         self._prepared: dict[bool, tuple[Path, list[str]]] = {}
         self.fp32 = fp32
         self._n = 0
+        self._last = None  # (candidate, its session): the one run last
         self._tmp = Path(tempfile.mkdtemp(prefix="int8_auto.", dir=work))
         self._layers: list[dict[str, Any]] | None = None
         self._consumers: dict[str, list[str]] = {}
         self._made_from: dict[Path, bool] = {}
+        self._weights: dict[bool, dict[str, list[dict]]] = {}  # per_channel -> weight_quant_params
 
     # -- the model -------------------------------------------------------------------------
     def prepared(self, per_channel: bool) -> tuple[Path, list[str]]:
@@ -123,7 +125,8 @@ class OrtBackend:
         return [(f"float layers keep {'fp32' if w == 'float' else w} weights", {**base, "float_weights": w}) for w in later]
 
     # -- candidates ------------------------------------------------------------------------
-    def quantise(self, base: dict[str, Any], precisions: dict[str, str], samples: list, dest: Path, cache: bool = True) -> Path:
+    def quantise(self, base: dict[str, Any], precisions: dict[str, str], samples: list, dest: Path, cache: bool = True,
+                 weight_params: dict[str, list[dict]] | None = None) -> Path:
         self.layers()
         pre, _ = self.prepared(bool(base["per_channel"]))
         by_name = {la["name"]: la for la in self._layers}
@@ -142,7 +145,7 @@ class OrtBackend:
         quantize_prepared(
             pre, dest, samples=samples, quant=quant, input_names=self.input_names, track=lambda it, n, label: it,
             exclude=tuple(dict.fromkeys(exclude)), int16_tensors=tuple(int16), calibration_cache=calib,
-            range_margin=float(base.get("range_margin", 0.0)),
+            range_margin=float(base.get("range_margin", 0.0)), weight_params=weight_params,
         )
         bits = WEIGHT_ONLY_BITS.get(base.get("float_weights", "int8"))
         if exclude and bits:
@@ -150,9 +153,14 @@ class OrtBackend:
         return dest
 
     def build(self, base, precisions, samples) -> Path:
+        """A candidate; its weights' scales and zero points are those of the first candidate with
+        the same per-channel setting (weight_quant_params: they depend on the weights alone)."""
         self._n += 1
-        path = self.quantise(base, precisions, samples, self._tmp / f"cand{self._n}.onnx")
-        self._made_from[path] = bool(base["per_channel"])
+        per_channel = bool(base["per_channel"])
+        path = self.quantise(base, precisions, samples, self._tmp / f"cand{self._n}.onnx", weight_params=self._weights.get(per_channel))
+        if per_channel not in self._weights:
+            self._weights[per_channel] = weight_quant_params(self.prepared(per_channel)[0], path)
+        self._made_from[path] = per_channel
         return path
 
     def _per_channel_of(self, candidate: Path) -> bool:
@@ -181,7 +189,9 @@ class OrtBackend:
         return ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
 
     def run(self, candidate: Path, samples: list) -> list[list[np.ndarray]]:
-        sess = self.session(candidate)
+        if self._last is None or self._last[0] is not candidate:  # the search runs a candidate in two goes
+            self._last = (candidate, self.session(candidate))
+        sess = self._last[1]
         names = [o.name for o in sess.get_outputs()]
         feeds = [{self.input_names[k]: v for k, v in s.items()} for s in samples]
         return [sess.run(names, f) for f in feeds]

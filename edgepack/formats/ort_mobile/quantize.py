@@ -118,12 +118,18 @@ def prepare_for_int8(src: Path, dest: Path, *, per_channel: bool) -> tuple[Path,
         steps.append("Constant weights -> initializers")
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    pre = dest.with_name(dest.stem + ".pre.onnx")
+    pre = dest.with_name(dest.stem + ".pre.onnx").resolve()
     logging.getLogger().setLevel(logging.ERROR)
+    import tempfile
+
     for symbolic in (False, True):  # symbolic shape inference fails on some dims ("?"); ONNX's own then
         try:
-            with contextlib.redirect_stdout(io.StringIO()):
-                quant_pre_process(str(src), str(pre), skip_symbolic_shape=symbolic)
+            # where it fails, symbolic shape inference saves its partial model in the current folder
+            # (sym_shape_infer_temp.onnx and a uuid-named .data file: 21 MB for PP-OCRv6 rec), so
+            # it runs from a temp folder that goes with it
+            with tempfile.TemporaryDirectory(prefix="pre.", dir=pre.parent) as tmp, contextlib.chdir(tmp), \
+                    contextlib.redirect_stdout(io.StringIO()):
+                quant_pre_process(str(Path(src).resolve()), str(pre), skip_symbolic_shape=symbolic)
             return pre, steps
         except Exception:  # noqa: BLE001 - pre-processing is an optimisation
             continue
@@ -133,13 +139,15 @@ def prepare_for_int8(src: Path, dest: Path, *, per_channel: bool) -> tuple[Path,
 def quantize_prepared(
     pre: Path, dest: Path, *, samples: list[Sample], quant: QuantSettings, input_names: dict[str, str], track,
     exclude: tuple[str, ...] = (), int16_tensors: tuple[str, ...] = (), calibration_cache: Path | None = None, where: str | None = None,
-    range_margin: float = 0.0,
+    range_margin: float = 0.0, weight_params: dict[str, list[dict]] | None = None,
 ) -> None:
     """quantize_static QDQ of a prepare_for_int8 model: int8 everywhere, but the nodes in `exclude`
     stay float and the activations in `int16_tensors` are int16 (com.microsoft Q/DQ).
     `range_margin` m > 0 widens every calibrated range [lo, hi] to [lo - m(hi-lo), hi + m(hi-lo)]
     before the scales are computed (widen_ranges), so samples a little past the calibration's
-    extremes do not clip."""
+    extremes do not clip. `weight_params` (weight_quant_params of an earlier quantisation of the same
+    model): those weights' scales and zero points, given to the quantiser instead of computed again
+    (the same values; its per-channel loop was most of a quantisation of a big net)."""
     if range_margin > 0:
         import tempfile
 
@@ -147,10 +155,10 @@ def quantize_prepared(
             raw = calibration_cache if calibration_cache is not None else Path(tmp) / "ranges.json"
             if not raw.is_file():  # calibrate once (the quantised model of this pass is discarded)
                 quantize_prepared(pre, Path(tmp) / "raw.onnx", samples=samples, quant=quant, input_names=input_names, track=track,
-                                  exclude=exclude, int16_tensors=int16_tensors, calibration_cache=raw, where=where)
+                                  exclude=exclude, int16_tensors=int16_tensors, calibration_cache=raw, where=where, weight_params=weight_params)
             wide = widen_ranges(raw, Path(tmp) / "wide.json", range_margin)
             quantize_prepared(pre, dest, samples=[], quant=quant, input_names=input_names, track=lambda it, n, label: it,
-                              exclude=exclude, int16_tensors=int16_tensors, calibration_cache=wide, where=where)
+                              exclude=exclude, int16_tensors=int16_tensors, calibration_cache=wide, where=where, weight_params=weight_params)
         return
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
@@ -161,9 +169,12 @@ def quantize_prepared(
     }[quant.method]
     reader = _Reader(input_names, iter(track(samples, len(samples), f"calibrating ({quant.method})")))
     extra = {"CalibPercentile": quant.percentile, "ActivationSymmetric": False, "WeightSymmetric": True}
+    overrides = dict(weight_params or {})
     if int16_tensors:
-        extra["TensorQuantOverrides"] = {t: [{"quant_type": QuantType.QInt16}] for t in int16_tensors}
+        overrides.update({t: [{"quant_type": QuantType.QInt16}] for t in int16_tensors})
         extra["UseQDQContribOps"] = True
+    if overrides:
+        extra["TensorQuantOverrides"] = overrides
     try:
         with contextlib.redirect_stdout(io.StringIO()):
             quantize_static(
@@ -181,6 +192,44 @@ def quantize_prepared(
             )
     except Exception as exc:
         raise ConversionError(f"{where or pre.name}: int8 quantisation failed ({str(exc).splitlines()[0]})") from exc
+
+
+_WEIGHTED = {"Conv": 1, "ConvTranspose": 1, "MatMul": 1, "Gemm": 1}  # node type -> the input index of its weight
+
+
+def weight_quant_params(pre: Path, quantised: Path) -> dict[str, list[dict]]:
+    """{weight: its TensorQuantOverrides entry} for every int8 weight of a Conv/ConvTranspose/
+    MatMul/Gemm of the prepared model `pre` that quantize_static quantised in `quantised` (an
+    initializer `<weight>_quantized` read by a DequantizeLinear): its scale and zero point, one
+    dict per channel (with the axis) when per-channel. They depend on the weight alone, so every
+    quantisation of `pre` with the same per-channel setting computes the same ones."""
+    import numpy as np
+    import onnx
+    from onnx import numpy_helper
+
+    weights = set()
+    for node in onnx.load(str(pre), load_external_data=False).graph.node:
+        i = _WEIGHTED.get(node.op_type)
+        if i is not None and len(node.input) > i:
+            weights.add(node.input[i])
+    model = onnx.load(str(quantised))
+    inits = {t.name: t for t in model.graph.initializer}
+    out: dict[str, list[dict]] = {}
+    for node in model.graph.node:
+        if node.op_type != "DequantizeLinear" or not node.input[0].endswith("_quantized") or len(node.input) < 3:
+            continue
+        w = node.input[0].removesuffix("_quantized")
+        if w not in weights or node.input[1] not in inits or node.input[2] not in inits:
+            continue
+        scale, zp = numpy_helper.to_array(inits[node.input[1]]), numpy_helper.to_array(inits[node.input[2]])
+        if zp.dtype != np.int8 or inits[node.input[0]].data_type != onnx.TensorProto.INT8:
+            continue
+        if scale.ndim == 0:
+            out[w] = [{"scale": scale, "zero_point": zp}]
+        else:
+            axis = next((a.i for a in node.attribute if a.name == "axis"), 1)
+            out[w] = [{"axis": axis, "scale": s, "zero_point": z} for s, z in zip(scale, zp)]
+    return out
 
 
 def widen_ranges(src: Path, dest: Path, margin: float) -> Path:
