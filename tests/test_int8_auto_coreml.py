@@ -141,6 +141,13 @@ def test_a_candidate_is_judged_on_the_program_its_conversion_would_save(outlier,
         for got, want in zip(backend.run(program, held), backend.run(saved, held)):
             assert all(np.array_equal(g, w) for g, w in zip(got, want)), (b, floats)
         assert abs(backend.size(program) - backend.size(saved)) <= 0.002 * backend.size(saved), (backend.size(program), backend.size(saved))
+    # the artifact's ranges (every sample) run only the samples the search did not calibrate on: the same ranges
+    from edgepack.formats.coreml import compress
+
+    seen = []
+    backend.track = lambda xs, n, msg: seen.append(n) or xs
+    merged = backend.stats(held + fit)
+    assert seen == [len(held)] and merged == compress.activation_stats(m, pkg, held + fit, lambda xs, _n, _msg: xs)
 
 
 def test_compressed_variants_of_small_weights_say_they_are_not(tmp_path):

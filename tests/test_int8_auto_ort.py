@@ -194,10 +194,10 @@ def test_the_last_resort_gives_float_layers_int16_weights_then_fp32(outlier_file
 
 
 def test_candidates_reuse_the_first_ones_weight_scales_byte_for_byte(outlier_files, tmp_path):
-    """A candidate hands the quantiser the weight scales and zero points of the first candidate with
-    the same per-channel setting (TensorQuantOverrides) instead of computing them again: the .onnx
-    is byte for byte the one computed from scratch, with int16 activations, float layers and the
-    last resort's int16 weights alike."""
+    """A candidate (and the artifact after the search) hands the quantiser the weight scales and zero
+    points of the first candidate with the same per-channel setting (TensorQuantOverrides) instead
+    of computing them again: the .onnx is byte for byte the one computed from scratch, with int16
+    activations, float layers and the last resort's int16 weights alike."""
     from edgepack.formats.ort_mobile.quantize import weight_quant_params
 
     backend = _backend(outlier_files, tmp_path)
@@ -217,5 +217,5 @@ def test_candidates_reuse_the_first_ones_weight_scales_byte_for_byte(outlier_fil
             ({**base, "float_weights": "int16"}, {names[1]: "float"}),
         ]):
             reused = backend.build(b, precisions, fit)
-            fresh = backend.quantise(b, precisions, fit, tmp_path / f"fresh{per_channel}{i}.onnx")
+            fresh = backend.quantise(b, precisions, fit, tmp_path / f"fresh{per_channel}{i}.onnx", reuse_weights=False)
             assert reused.read_bytes() == fresh.read_bytes(), (per_channel, b, precisions)

@@ -281,6 +281,10 @@ def test_a_mover_that_followed_its_input_says_so():
     html = html_section(auto)
     assert "<td>moves values only: follows its input</td>" in html
     assert "a passing one also on 8 search-fit samples" in html
+    assert "stopped at" not in html
+    rec["search"]["check_samples"] = 8
+    rec["steps"][1]["samples"] = 1  # a first look past the gate's threshold
+    assert "a passing one also on 8 search-fit samples; 1 stopped at its first sample, already past the gate's own threshold" in html_section(auto)
 
 
 def test_binding_metric_reads_the_searchs_own_record():

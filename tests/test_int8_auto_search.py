@@ -165,7 +165,8 @@ def test_a_pass_on_few_check_samples_is_confirmed_on_fit_samples(files, tmp_path
     """24 calibration samples: 16 fit, 8 check; a candidate that meets the budget on the 8 is judged
     again on 8 fit samples too (MIN_JUDGED 16), a failing one is not. 60: 20 check, none added.
     A fallback candidate first runs one check sample (FIRST_LOOK) and the rest only when that one
-    does not already miss the gate's own min_cosine; full int8 runs them all."""
+    does not already miss the gate's own min_cosine; full int8 runs them all. A fallback count that
+    passes on the check samples is confirmed only when the search comes to take it."""
     from edgepack.quantize_search import Budget, search
     from edgepack.quantize_search.search import FIRST_LOOK, MIN_JUDGED, split_calibration
     from edgepack.validate.tolerances import Threshold
@@ -183,9 +184,10 @@ def test_a_pass_on_few_check_samples_is_confirmed_on_fit_samples(files, tmp_path
     assert backend.runs[0] == check_ids  # full int8: every check sample
     assert backend.runs.count(check_ids) + backend.runs.count(first) == recipe.search["candidates"]
     assert all(backend.runs[i - 1] == first for i, r in enumerate(backend.runs) if r == rest)
-    # a confirming run comes right after a whole check, only for a candidate that passed there
+    # confirming runs: only for candidates that passed on the check samples (a fallback count once
+    # the search comes to take it: settle), and the one taken is among them
     confirmed = [i for i, r in enumerate(backend.runs) if r == extra_ids and confirm]
-    assert all(backend.runs[i - 1] in (check_ids, rest) for i in confirmed)
+    assert len(confirmed) <= sum(1 for s in recipe.steps if s["passed"] or s["samples"] == len(check) + confirm)
     assert (len(confirmed) >= 1) == bool(confirm)
     best = min((s for s in recipe.steps if s["passed"]), key=lambda s: s["fallbacks"])
     assert best["values"]["logits"]["min_cosine"] >= 0.995 and best["samples"] == len(check) + confirm
@@ -245,3 +247,95 @@ def test_a_candidate_past_the_gate_on_its_first_sample_runs_no_more(files, tmp_p
     assert sum(len(r) for r in backend.runs) < recipe.search["candidates"] * len(check)
     chosen = min((s for s in recipe.steps if s["passed"]), key=lambda s: s["fallbacks"])
     assert chosen["samples"] == len(check) == 20 and chosen["values"]["logits"]["min_cosine"] >= 0.99975
+
+
+class CosineBackend:
+    """A backend whose candidates read a set cosine (the output is the reference plus noise
+    orthogonal to it): full int8 0.9895, the range margin fix 0.9901 (past the gate's 0.99, short of
+    the search's 0.995 and of a quarter of the gap), every fallback count 0.98."""
+
+    fallback_options = ("float",)
+
+    def layers(self):
+        return [{"name": f"l{i}", "op_type": "Conv"} for i in range(3)]
+
+    def base(self):
+        return {"per_channel": True, "range_margin": 0.0}
+
+    def fixes(self, base):
+        from edgepack.quantize_search.search import standard_fixes
+
+        return standard_fixes(base, percentile=False)
+
+    def build(self, base, precisions, samples):
+        if any(p != "int8" for p in precisions.values()):
+            return 0.98
+        return 0.9901 if base["range_margin"] else 0.9895
+
+    def run(self, cosine, samples):
+        eps = (1 / cosine**2 - 1) ** 0.5
+        return [[s["y"] + eps * np.array([[-s["y"][0, 1], s["y"][0, 0]]])] for s in samples]
+
+    def size(self, cosine):
+        return 100
+
+    def layer_errors(self, cosine, samples):
+        return {"l0": 1.0, "l1": 2.0, "l2": 3.0}
+
+
+def test_a_fix_that_met_only_the_gate_and_is_taken_is_recorded_as_helping():
+    from edgepack.quantize_search import Budget, search
+
+    from edgepack.validate.tolerances import Threshold
+
+    budget = Budget(("y",), {"y": {"min_cosine": Threshold(0.99, "tolerances.int8_auto")}}, {"y": "regression"})
+    rng = np.random.default_rng(0)
+    samples = [{"y": rng.standard_normal((1, 2))} for _ in range(30)]
+    recipe = search("coreml", CosineBackend(), budget, samples, lambda ss: [[s["y"]] for s in ss])
+    assert recipe.search["met_headroom"] is False and recipe.fallbacks == [] and recipe.base["range_margin"] == 0.1
+    (fix,) = recipe.fixes
+    assert fix["fix"] == "range margin 0.1" and fix["helped"] is True and fix["passed"] is False
+    taken = [s for s in recipe.steps if s["label"] == "full int8 + range margin 0.1"]
+    assert len(taken) == 1 and taken[0]["values"]["y"]["min_cosine"] == pytest.approx(0.9901)
+
+
+class CountBackend(CosineBackend):
+    """20 layers; a candidate with k float layers reads cosine 0.999 on the check samples from k = 6
+    and on the search-fit samples only from k = 9 (0.98 below either)."""
+
+    def layers(self):
+        return [{"name": f"l{i:02d}", "op_type": "Conv"} for i in range(20)]
+
+    def build(self, base, precisions, samples):
+        return sum(p != "int8" for p in precisions.values())
+
+    def run(self, k, samples):
+        out = []
+        for s in samples:
+            cosine = 0.999 if k >= (6 if s["i"] % 3 == 2 else 9) else 0.98  # split_calibration: every third checks
+            eps = (1 / cosine**2 - 1) ** 0.5
+            out.append([s["y"] + eps * np.array([[-s["y"][0, 1], s["y"][0, 0]]])])
+        return out
+
+    def layer_errors(self, k, samples):
+        return {f"l{i:02d}": float(i) for i in range(20)}
+
+
+def test_a_count_that_passes_the_check_samples_is_confirmed_only_when_taken_and_a_miss_there_moves_up():
+    """Counts 6-8 meet the budget on the check samples but not on the search-fit ones: each is
+    confirmed (and refused) only when the bisection comes to take it, and the search goes on to the
+    next pass above, down to 9, the fewest that pass on both. The passes above 9 are never confirmed."""
+    from edgepack.quantize_search import Budget, search
+    from edgepack.validate.tolerances import Threshold
+
+    budget = Budget(("y",), {"y": {"min_cosine": Threshold(0.99, "tolerances.int8_auto")}}, {"y": "regression"})
+    rng = np.random.default_rng(0)
+    samples = [{"y": rng.standard_normal((1, 2)), "i": i} for i in range(24)]
+    recipe = search("ort", CountBackend(), budget, samples, lambda ss: [[s["y"]] for s in ss])
+    assert len(recipe.fallbacks) == 9 and recipe.search["met_headroom"] is True and recipe.search["confirm_samples"] == 8
+    by = {s["fallbacks"]: s for s in recipe.steps if s["fallbacks"]}
+    for k in (6, 7, 8):  # met the check samples, refused on the fit ones
+        assert by[k]["passed"] is False and by[k]["samples"] == 16 and by[k]["values"]["y"]["min_cosine"] == pytest.approx(0.98)
+    assert by[9]["passed"] is True and by[9]["samples"] == 16
+    assert all(by[k]["passed"] and by[k]["samples"] == 8 for k in by if k > 9)  # passes above it: check samples only
+    assert all(not by[k]["passed"] and by[k]["samples"] == 1 for k in (1, 2, 3, 4, 5))  # clear misses on their first look

@@ -7,7 +7,8 @@
      "fallbacks": [names of the layers not in int8, most sensitive first],
      "fixes": [{"fix", "on_top_of", "score", "passed", "helped"}],
      "steps": [{"fallbacks", "label", "to": what the layers went to, "layers", "passed", "score", "values",
-                "failures", "binding": [output, key] of the worst check, "size_bytes"}],
+                "failures", "binding": [output, key] of the worst check, "size_bytes",
+                "samples": how many samples judged it (1 for a clear miss on its first look)}],
      "search": {"fit_samples", "check_samples", "confirm_samples", "candidates", "seconds", "reused",
                 "sensitivity", "met_headroom": false when no candidate met the search's thresholds and the
                 recipe is the fewest fallbacks that met the gate's own},

@@ -23,7 +23,10 @@ fewer than MIN_JUDGED check samples is judged again with search-fit samples adde
 many: they are in-sample for its ranges, but weight rounding and the spread between samples show
 on them as on any other (PP-OCRv6 det in Core ML, 12 calibration samples: float activations with
 int8 weights met the budget on its 4 check samples at cosine 0.9927 and read 0.935 on a fit one;
-the gate's held-out samples read 0.981).
+the gate's held-out samples read 0.981). A fallback count's pass is confirmed so only when the
+search comes to take it (settle): the bisection first runs on the check samples; if the count it
+lands on misses on the search-fit ones, it counts as a miss and the bisection goes on above it.
+Passes above the one taken keep figures from the check samples alone (their steps say so).
 
 A layer that only moves values (Backend.movers) follows what it reads: once every layer it reads
 has fallen back, it takes the best of their precisions, since quantising it alone would add a
@@ -31,8 +34,9 @@ rounding (and a quantize/dequantize pair) and save nothing. PP-OCRv6 det in Lite
 and its TRANSPOSE before a max pool, left int8 between float layers, re-quantised the float stem
 and clipped a held-out sample (cosine 0.931; 1.0000 with either in float).
 
-Cost: one build and one check run per candidate (and a confirming run for one that passes on
-fewer than MIN_JUDGED check samples). After plain int8 and the fixes, the counts 1, 2, 3 and 4
+Cost: one build and one check run per candidate (and a confirming run for the pass it takes,
+and for the full int8, fix and skip-one candidates that pass, on fewer than MIN_JUDGED check
+samples). After plain int8 and the fixes, the counts 1, 2, 3 and 4
 are tried, then the first passing count is bisected between 4 and N, so a model with N layers
 costs about 4 + log2(N) candidates per fallback option, not N. One candidate with every layer at
 the option tells whether the option can meet the budget at all (after the first four counts;
@@ -154,11 +158,23 @@ def search(
     steps: list[dict[str, Any]] = []
     built = [0]
 
-    gate_only: list[tuple[int, float, dict[str, Any], dict[str, str], set[str]]] = []  # met the gate's thresholds, not the headroom
+    # met the gate's thresholds, not the headroom: (fallbacks, -gate score, base, precisions, ranked, label, step)
+    gate_only: list[tuple[int, float, dict[str, Any], dict[str, str], set[str], str, dict[str, Any]]] = []
 
-    def trial(base, precisions, label, record=True, to=None, ranked=(), look=False) -> tuple[Figures, Any]:
+    def confirmed(cand, outs):
+        """(figures, gate figures) on the check samples' outputs `outs` and the search-fit ones added (MIN_JUDGED)."""
+        if not extra_refs:
+            extra_refs.extend(reference(extra))
+        return evaluate_at(budget, refs + extra_refs, outs + backend.run(cand, extra), (None, 0))
+
+    def trial(base, precisions, label, record=True, to=None, ranked=(), look=False, defer=False) -> tuple[Figures, Any, dict | None]:
+        """(figures, candidate, pending). `look`: one check sample first (a clear miss stops there).
+        `defer`: a pass on the check samples is not confirmed on the search-fit ones yet; `pending`
+        holds what settle() needs to confirm it, if the search comes to take it."""
         built[0] += 1
         moved = [n for n in names if precisions.get(n, "int8") != "int8"]
+        gated = None  # this candidate's step, kept in gate_only when it met only the gate's thresholds
+        pending = None
         try:
             cand = backend.build(base, precisions, fit)
             outs = backend.run(cand, check[:FIRST_LOOK] if look else check)  # a clear miss stops there (hopeless)
@@ -166,28 +182,53 @@ def search(
             if len(outs) < len(check) and not hopeless(plain):
                 outs = outs + backend.run(cand, check[len(outs):])
                 fig, plain = evaluate_at(budget, refs, outs, (None, 0))
-            if (fig.passed or plain.passed) and extra:  # confirmed on search-fit samples too (MIN_JUDGED)
-                if not extra_refs:
-                    extra_refs.extend(reference(extra))
-                outs = outs + backend.run(cand, extra)
-                fig, plain = evaluate_at(budget, refs + extra_refs, outs, (None, 0))
+            if (fig.passed or plain.passed) and extra:
+                if defer and fig.passed:
+                    pending = {"cand": cand, "outs": outs, "gate": (len(moved), dict(base), dict(precisions), set(ranked), label)}
+                else:
+                    fig, plain = confirmed(cand, outs)
             if plain.passed and not fig.passed:
-                gate_only.append((len(moved), -plain.score, dict(base), dict(precisions), set(ranked)))
+                gated = {}
+                gate_only.append((len(moved), -plain.score, dict(base), dict(precisions), set(ranked), label, gated))
         except (KeyboardInterrupt, MemoryError):
             raise
         except Exception as exc:  # this candidate only: the quantiser or the runtime refused it
-            cand, fig = None, failed(f"candidate failed: {type(exc).__name__}: {first_line(exc)[:200]}")
+            cand, fig, pending = None, failed(f"candidate failed: {type(exc).__name__}: {first_line(exc)[:200]}"), None
         early = f" (on {fig.samples} of {len(check)} check samples)" if 0 < fig.samples < len(check) else ""
-        step(f"int8_auto: candidate {built[0]} ({label}): {'meets the budget' if fig.passed else (fig.failures or ('misses',))[0] + early}")
-        if record:
+        verdict = "meets the budget" + (" on the check samples" if pending else "") if fig.passed else (fig.failures or ("misses",))[0] + early
+        step(f"int8_auto: candidate {built[0]} ({label}): {verdict}")
+        if record or gated is not None:
             size = backend.size(cand) if cand is not None else None
-            steps.append({"fallbacks": len(moved), "label": label, "to": to or "int8", "layers": moved, "size_bytes": size, **fig.to_json(), "samples": fig.samples})
-        return fig, cand
+            entry = {"fallbacks": len(moved), "label": label, "to": to or "int8", "layers": moved, "size_bytes": size, **fig.to_json(), "samples": fig.samples}
+            if record:
+                steps.append(entry)
+            else:  # a fix that met only the gate: its step goes in if the search ends up taking it
+                gated.update(entry)
+            if pending is not None:
+                pending["entry"] = entry
+        return fig, cand, pending
+
+    def settle(pending) -> bool:
+        """Confirm a deferred pass on the search-fit samples too; its step then says how it did."""
+        try:
+            fig, plain = confirmed(pending["cand"], pending["outs"])
+        except (KeyboardInterrupt, MemoryError):
+            raise
+        except Exception as exc:
+            fig, plain = failed(f"candidate failed: {type(exc).__name__}: {first_line(exc)[:200]}"), failed("")
+        entry = pending.get("entry")
+        if entry is not None:
+            entry.update({**fig.to_json(), "samples": fig.samples})
+        if plain.passed and not fig.passed:
+            n_moved, base_, precisions, ranked, label = pending["gate"]
+            gate_only.append((n_moved, -plain.score, base_, precisions, ranked, label, entry or {}))
+        step(f"int8_auto: {pending['gate'][4]}: {'confirmed' if fig.passed else (fig.failures or ('misses',))[0]} on {fig.samples} samples")
+        return fig.passed
 
     int8 = {n: "int8" for n in names}
     base = backend.base()
     step(f"int8_auto: full int8 over {len(fit)} samples, checked on {len(check)}" + (f" (a pass also on {len(extra)} of the fit samples)" if extra else ""))
-    best, cand = trial(base, int8, "full int8")
+    best, cand, _ = trial(base, int8, "full int8")
     fixes = []
     if not best.passed:
         # The fixes compound: each is tried on top of the ones that helped before it (its change
@@ -196,7 +237,7 @@ def search(
         for label, fixed in backend.fixes(plain):
             change = {k: v for k, v in fixed.items() if plain.get(k) != v}
             trying = {**base, **change}
-            fig, c = trial(trying, int8, label, record=False)
+            fig, c, _ = trial(trying, int8, label, record=False)
             # kept only when it closes a real share of the distance to the budget: a whole-model change
             # that barely helps (a percentile range that clips every tensor) costs the fallbacks later
             helped = fig.passed or fig.score - best.score >= FIX_MIN_GAIN * -best.score
@@ -204,7 +245,7 @@ def search(
             if helped:
                 base, best, cand = trying, fig, c
                 kept.append(label)
-                steps.append({"fallbacks": 0, "label": "full int8 + " + " + ".join(kept), "to": "int8", "layers": [], "size_bytes": backend.size(c), **fig.to_json()})
+                steps.append({"fallbacks": 0, "label": "full int8 + " + " + ".join(kept), "to": "int8", "layers": [], "size_bytes": backend.size(c), **fig.to_json(), "samples": fig.samples})
             if fig.passed:
                 break
     chosen, ranked, met_headroom = int8, set(), True
@@ -216,7 +257,7 @@ def search(
             opt = backend.fallback_options[0]
             gains = {}
             for n in names:
-                fig, _ = trial(base, {**int8, n: opt}, f"skip-one {n}", record=False, ranked=[n])
+                fig, _, _ = trial(base, {**int8, n: opt}, f"skip-one {n}", record=False, ranked=[n])
                 gains[n] = fig.score - best.score
             errors = {n: -g for n, g in gains.items()}  # lower = more sensitive, as dB would be
         for la in layers:
@@ -237,36 +278,55 @@ def search(
                 return settled({**int8, **{n: option for n in order[:k]}}, movers, backend.fallback_options)
 
             last_fail, n_all = 0, len(order)
+            held: dict[int, dict] = {}  # count -> its pass on the check samples, not yet confirmed (settle)
             for k in schedule(n_all):
                 probe = k > PROBE_AFTER or n_all > PROBE_FIRST_ABOVE
                 if probe and (option + note, n_all) not in tried:  # can this option meet the budget at all?
-                    fig, _ = trial(round_base, at(n_all), f"{n_all} to {option}{note}", to=option + note, ranked=order, look=True)
+                    fig, _, pend = trial(round_base, at(n_all), f"{n_all} to {option}{note}", to=option + note, ranked=order, look=True, defer=True)
                     tried[(option + note, n_all)] = fig
+                    if pend:
+                        held[n_all] = pend
                     best = fig if fig.score > best.score and fig.samples >= len(check) else best
                     if not fig.passed:
                         break
                 if k == n_all and (option + note, k) in tried:
                     fig = tried[(option + note, k)]
                 else:
-                    fig, _ = trial(round_base, at(k), f"{k} to {option}{note}", to=option + note, ranked=order[:k], look=True)
+                    fig, _, pend = trial(round_base, at(k), f"{k} to {option}{note}", to=option + note, ranked=order[:k], look=True, defer=True)
+                    if pend:
+                        held[k] = pend
                 tried[(option + note, k)] = fig
                 if fig.score > best.score and fig.samples >= len(check):
                     best = fig
                 if fig.passed:
                     lo, hi = last_fail, k  # bisect: lo fails, hi passes
-                    while hi - lo > 1:
-                        mid = (lo + hi) // 2
-                        f2, _ = trial(round_base, at(mid), f"{mid} to {option}{note}", to=option + note, ranked=order[:mid], look=True)
-                        lo, hi = (mid, hi) if not f2.passed else (lo, mid)
-                    found, ranked = at(hi), set(order[:hi])
+                    while True:
+                        while hi - lo > 1:
+                            mid = (lo + hi) // 2
+                            f2, _, pend = trial(round_base, at(mid), f"{mid} to {option}{note}", to=option + note, ranked=order[:mid], look=True, defer=True)
+                            if pend:
+                                held[mid] = pend
+                            lo, hi = (mid, hi) if not f2.passed else (lo, mid)
+                        if hi not in held or settle(held.pop(hi)):  # confirmed: the fewest that pass
+                            found, ranked = at(hi), set(order[:hi])
+                            break
+                        lo = hi  # it missed on the search-fit samples: the next pass above it is bisected to
+                        above = sorted(c for c in held if c > lo)
+                        if not above:
+                            break
+                        hi = above[0]
                     break
                 last_fail = k
             if found is not None:
                 chosen, base = found, round_base
                 break
         if found is None and gate_only:  # no candidate met the headroom; the fewest fallbacks that met the gate's own figures
-            n_moved, _, base, chosen, ranked = min(gate_only, key=lambda g: (g[0], g[1]))
+            n_moved, _, base, chosen, ranked, label, entry = min(gate_only, key=lambda g: (g[0], g[1]))
             met_headroom = False
+            for f in fixes:  # a fix that met only the gate and is taken: it helped after all
+                if f["fix"] == label and not f["helped"]:
+                    f["helped"] = True
+                    steps.append({**entry, "label": "full int8 + " + " + ".join([*f["on_top_of"], label])})
             step(f"int8_auto: no candidate met the search's headroom; {n_moved} fallbacks met the gate's own thresholds")
         elif found is None:
             worst = best.failures[0] if best.failures else ""

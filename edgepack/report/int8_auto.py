@@ -162,8 +162,11 @@ def step_points(rec: dict, output: str, key: str) -> list[StepPoint]:
 
 
 def _confirmed(rec: dict) -> str:
-    n = (rec.get("search") or {}).get("confirm_samples")
-    return f"; a passing one also on {n} search-fit samples" if n else ""
+    search = rec.get("search") or {}
+    n, check = search.get("confirm_samples"), search.get("check_samples")
+    looked = sum(1 for s in rec.get("steps") or [] if check and 0 < int(s.get("samples") or 0) < check)
+    return (f"; a passing one also on {n} search-fit samples" if n else "") + (
+        f"; {looked} stopped at {'its' if looked == 1 else 'their'} first sample, already past the gate's own threshold" if looked else "")
 
 
 def _sensitivity(la: dict) -> str:

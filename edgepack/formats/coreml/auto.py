@@ -166,9 +166,16 @@ class CoreMLBackend:
 
     # -- candidates ------------------------------------------------------------------------
     def stats(self, samples: list) -> dict[str, dict[str, float]]:
+        """Every activation's min/max over `samples`. Ranges merge exactly (a min of mins), so a set
+        that holds one already calibrated (the artifact's samples hold the search's fit part) runs
+        only its other samples: the same ranges as one pass over all of them."""
         key = tuple(id(s) for s in samples)
         if key not in self._stats:
-            self._stats[key] = compress.activation_stats(self.mlmodel, self.package, samples, self.track)
+            ids = set(key)
+            known = max((k for k in self._stats if set(k) <= ids), key=len, default=())
+            rest = [s for s in samples if id(s) not in set(known)]
+            fresh = compress.activation_stats(self.mlmodel, self.package, rest, self.track) if rest else {}
+            self._stats[key] = compress.merged_stats(self._stats[known], fresh) if known else fresh
         return self._stats[key]
 
     def _configured(self, base: dict[str, Any], precisions: dict[str, str], samples: list):

@@ -98,6 +98,18 @@ def activation_stats(mlmodel, package: Path, samples: list[Sample], track: Calla
     return stats
 
 
+def merged_stats(a: dict[str, dict[str, float]], b: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
+    """The activation ranges of two sets of samples together (activation_stats of both at once:
+    each var's smaller min and larger max; concat groups stay shared, since both halves share them)."""
+    out = {k: dict(v) for k, v in a.items()}
+    for k, v in b.items():
+        if k in out:
+            out[k] = {"rmin": min(out[k]["rmin"], v["rmin"]), "rmax": max(out[k]["rmax"], v["rmax"])}
+        else:
+            out[k] = dict(v)
+    return out
+
+
 FP16_MAX = 65504.0
 
 

@@ -126,7 +126,10 @@ class OrtBackend:
 
     # -- candidates ------------------------------------------------------------------------
     def quantise(self, base: dict[str, Any], precisions: dict[str, str], samples: list, dest: Path, cache: bool = True,
-                 weight_params: dict[str, list[dict]] | None = None) -> Path:
+                 reuse_weights: bool = True) -> Path:
+        """`base` and `precisions` quantised over `samples` into `dest`. `reuse_weights`: the weight
+        scales and zero points of the first candidate with the same per-channel setting go to the
+        quantiser (weight_quant_params: they depend on the weights alone; the same bytes)."""
         self.layers()
         pre, _ = self.prepared(bool(base["per_channel"]))
         by_name = {la["name"]: la for la in self._layers}
@@ -145,7 +148,8 @@ class OrtBackend:
         quantize_prepared(
             pre, dest, samples=samples, quant=quant, input_names=self.input_names, track=lambda it, n, label: it,
             exclude=tuple(dict.fromkeys(exclude)), int16_tensors=tuple(int16), calibration_cache=calib,
-            range_margin=float(base.get("range_margin", 0.0)), weight_params=weight_params,
+            range_margin=float(base.get("range_margin", 0.0)),
+            weight_params=self._weights.get(bool(base["per_channel"])) if reuse_weights else None,
         )
         bits = WEIGHT_ONLY_BITS.get(base.get("float_weights", "int8"))
         if exclude and bits:
@@ -153,11 +157,9 @@ class OrtBackend:
         return dest
 
     def build(self, base, precisions, samples) -> Path:
-        """A candidate; its weights' scales and zero points are those of the first candidate with
-        the same per-channel setting (weight_quant_params: they depend on the weights alone)."""
         self._n += 1
         per_channel = bool(base["per_channel"])
-        path = self.quantise(base, precisions, samples, self._tmp / f"cand{self._n}.onnx", weight_params=self._weights.get(per_channel))
+        path = self.quantise(base, precisions, samples, self._tmp / f"cand{self._n}.onnx")
         if per_channel not in self._weights:
             self._weights[per_channel] = weight_quant_params(self.prepared(per_channel)[0], path)
         self._made_from[path] = per_channel
