@@ -174,3 +174,36 @@ def test_ort_preprocessing_of_ocr_rec_leaves_nothing_in_the_current_folder(tmp_p
     pre, steps = prepare_for_int8(model, work / "rec.onnx", per_channel=True)
     assert pre == work / "rec.pre.onnx" and pre.is_file() and "Constant weights -> initializers" in steps
     assert list(here.iterdir()) == [] and not list(work.glob("pre.*"))
+
+
+@pytest.mark.slow
+def test_coreml_candidates_of_ocr_cls_compute_what_their_saved_models_compute(tmp_path):
+    """int8_auto judges a Core ML candidate on its program after the conversion's candidate passes
+    (compress.CANDIDATE_PASSES), never saved: on the real OCR classifier, plain W8A8 and a third of
+    its activations in float read exactly what the converted, saved models read in the emulator."""
+    from edgepack.formats.coreml.auto import CoreMLBackend
+    from edgepack.formats.coreml.convert import convert
+    from edgepack.sources.base import load_source
+    from models import prepare
+
+    try:
+        model, calib = prepare("ocr_cls", tmp_path / "in")
+    except WheelUnavailable as exc:
+        pytest.skip(str(exc))
+    data = np.load(calib / "samples.npz", allow_pickle=False)
+    (key,) = data.files
+    source = load_source(model).with_static_shapes({"x": (1, *data[key].shape[1:])})
+    samples = [{source.inputs[0].name: data[key][i : i + 1]} for i in range(6)]
+    m = convert(source, precision="fp16", target="iOS17", io_dtype="fp32", image=None, labels=None)
+    pkg = tmp_path / "base.mlpackage"
+    m.save(str(pkg))
+    backend = CoreMLBackend(m, pkg, source, lambda xs, _n, _msg: xs)
+    names = [la["name"] for la in backend.layers()]
+    assert len(names) == 92
+    for i, floats in enumerate((set(), set(names[::3]))):
+        precisions = {n: "float" if n in floats else "int8" for n in names}
+        program = backend.build(backend.base(), precisions, samples[:4])
+        saved = tmp_path / f"cand{i}.mlpackage"
+        backend.quantise(backend.base(), precisions, samples[:4]).save(str(saved))
+        for got, want in zip(backend.run(program, samples[4:]), backend.run(saved, samples[4:])):
+            assert all(np.array_equal(g, w) for g, w in zip(got, want)), (i, [float(np.abs(g - w).max()) for g, w in zip(got, want)])
