@@ -23,10 +23,12 @@ fewer than MIN_JUDGED check samples is judged again with search-fit samples adde
 many: they are in-sample for its ranges, but weight rounding and the spread between samples show
 on them as on any other (PP-OCRv6 det in Core ML, 12 calibration samples: float activations with
 int8 weights met the budget on its 4 check samples at cosine 0.9927 and read 0.935 on a fit one;
-the gate's held-out samples read 0.981). A fallback count's pass is confirmed so only when the
-search comes to take it (settle): the bisection first runs on the check samples; if the count it
-lands on misses on the search-fit ones, it counts as a miss and the bisection goes on above it.
-Passes above the one taken keep figures from the check samples alone (their steps say so).
+the gate's held-out samples read 0.981). Where those runs cost more than a build (Core ML's
+emulator on a big net; measured as the search goes), a fallback count's pass is confirmed only
+when the search comes to take it (settle): the bisection first runs on the check samples; if the
+count it lands on misses on the search-fit ones, the passes held above it are confirmed in turn,
+every later pass at once, and the bisection goes on above the miss. Passes above the one taken
+can keep figures from the check samples alone (their steps say so).
 
 A layer that only moves values (Backend.movers) follows what it reads: once every layer it reads
 has fallen back, it takes the best of their precisions, since quantising it alone would add a
@@ -161,11 +163,27 @@ def search(
     # met the gate's thresholds, not the headroom: (fallbacks, -gate score, base, precisions, ranked, label, step)
     gate_only: list[tuple[int, float, dict[str, Any], dict[str, str], set[str], str, dict[str, Any]]] = []
 
+    spent = {"build": [0.0, 0], "run": [0.0, 0]}  # seconds and count: builds, and runs per sample
+
+    def timed(kind, f, *args, n=1):
+        t = time.perf_counter()
+        out = f(*args)
+        spent[kind][0] += time.perf_counter() - t
+        spent[kind][1] += n
+        return out
+
+    def deferring() -> bool:
+        """Whether a pass's confirmation is worth deferring: when its runs cost more than a build
+        (a wasted bisection step, should the sample sets disagree). Core ML's emulator on a big
+        net; not ONNX Runtime or LiteRT, whose runs are cheap."""
+        (bt, bn), (rt, rn) = spent["build"], spent["run"]
+        return lazy and bn > 0 and rn > 0 and (rt / rn) * len(extra) > bt / bn
+
     def confirmed(cand, outs):
         """(figures, gate figures) on the check samples' outputs `outs` and the search-fit ones added (MIN_JUDGED)."""
         if not extra_refs:
             extra_refs.extend(reference(extra))
-        return evaluate_at(budget, refs + extra_refs, outs + backend.run(cand, extra), (None, 0))
+        return evaluate_at(budget, refs + extra_refs, outs + timed("run", backend.run, cand, extra, n=len(extra)), (None, 0))
 
     def trial(base, precisions, label, record=True, to=None, ranked=(), look=False, defer=False) -> tuple[Figures, Any, dict | None]:
         """(figures, candidate, pending). `look`: one check sample first (a clear miss stops there).
@@ -176,14 +194,15 @@ def search(
         gated = None  # this candidate's step, kept in gate_only when it met only the gate's thresholds
         pending = None
         try:
-            cand = backend.build(base, precisions, fit)
-            outs = backend.run(cand, check[:FIRST_LOOK] if look else check)  # a clear miss stops there (hopeless)
+            cand = timed("build", backend.build, base, precisions, fit)
+            first = check[:FIRST_LOOK] if look else check  # a clear miss stops there (hopeless)
+            outs = timed("run", backend.run, cand, first, n=len(first))
             fig, plain = evaluate_at(budget, refs[: len(outs)], outs, (None, 0), kinds)
             if len(outs) < len(check) and not hopeless(plain):
-                outs = outs + backend.run(cand, check[len(outs):])
+                outs = outs + timed("run", backend.run, cand, check[len(outs):], n=len(check) - len(outs))
                 fig, plain = evaluate_at(budget, refs, outs, (None, 0))
             if (fig.passed or plain.passed) and extra:
-                if defer and fig.passed:
+                if defer and fig.passed and deferring():
                     pending = {"cand": cand, "outs": outs, "gate": (len(moved), dict(base), dict(precisions), set(ranked), label)}
                 else:
                     fig, plain = confirmed(cand, outs)
@@ -273,6 +292,7 @@ def search(
         last = getattr(backend, "last_resort", None)
         for label, last_base in (last(base) if last is not None else []):  # e.g. float layers with wider weights (bigger)
             rounds.append((backend.fallback_options[-1], last_base, f" ({label})"))
+        lazy = True  # confirm a pass when the search takes it; once one misses there, every pass at once (the sample sets disagree)
         for option, round_base, note in rounds:
             def at(k: int) -> dict[str, str]:
                 return settled({**int8, **{n: option for n in order[:k]}}, movers, backend.fallback_options)
@@ -310,11 +330,18 @@ def search(
                         if hi not in held or settle(held.pop(hi)):  # confirmed: the fewest that pass
                             found, ranked = at(hi), set(order[:hi])
                             break
-                        lo = hi  # it missed on the search-fit samples: the next pass above it is bisected to
-                        above = sorted(c for c in held if c > lo)
-                        if not above:
+                        # it missed on the search-fit samples: from now on every pass is confirmed at
+                        # once (the sample sets disagree: else each count up could pass the check
+                        # samples alone and cost a bisection of its own). The held passes above it
+                        # are confirmed in turn (runs, no builds); the bisection goes on below the first that holds.
+                        lo, hi, lazy = hi, None, False
+                        for c in sorted(held):
+                            if settle(held.pop(c)):
+                                hi = c
+                                break
+                            lo = max(lo, c)
+                        if hi is None:
                             break
-                        hi = above[0]
                     break
                 last_fail = k
             if found is not None:
