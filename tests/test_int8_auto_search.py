@@ -360,3 +360,35 @@ def test_a_pass_is_confirmed_when_taken_where_runs_cost_more_than_builds(slow):
     else:
         assert by[20]["passed"] and by[20]["samples"] == 16
         assert sorted(by) == [1, 2, 3, 4, 8, 9, 10, 12, 20] and recipe.search["candidates"] == 1 + 1 + 9
+
+
+class NeverOnFitBackend(CountBackend):
+    """As CountBackend, but the search-fit samples never read better than 0.98."""
+
+    def run(self, k, samples):
+        time.sleep(0.005 * len(samples))
+        out = []
+        for s in samples:
+            cosine = 0.999 if s["i"] % 3 == 2 and k >= 6 else 0.98
+            eps = (1 / cosine**2 - 1) ** 0.5
+            out.append([s["y"] + eps * np.array([[-s["y"][0, 1], s["y"][0, 0]]])])
+        return out
+
+
+def test_passes_held_on_the_check_samples_that_all_miss_on_the_fit_ones_fail_the_cell():
+    """Every count from 6 (the probe at 20 too) meets the budget on the check samples and none on
+    the search-fit ones: each held pass is refused when confirmed, and the search ends as an
+    unreachable budget does, not with a pass the fit samples refute."""
+    from edgepack.errors import ConversionError
+    from edgepack.quantize_search import Budget, search
+    from edgepack.validate.tolerances import Threshold
+
+    budget = Budget(("y",), {"y": {"min_cosine": Threshold(0.99, "tolerances.int8_auto")}}, {"y": "regression"})
+    rng = np.random.default_rng(0)
+    samples = [{"y": rng.standard_normal((1, 2)), "i": i} for i in range(24)]
+    steps = []
+    with pytest.raises(ConversionError, match="even with every layer at float"):
+        search("ort", NeverOnFitBackend("run"), budget, samples, lambda ss: [[s["y"]] for s in ss], step=steps.append)
+    refused = [m for m in steps if ": misses" not in m and "on 16 samples" in m]
+    assert refused and all("min_cosine 0.98" in m for m in refused)
+    assert any(m.startswith("int8_auto: 20 to float: output 'y': min_cosine 0.98") for m in refused)  # the probe, held, then refused
