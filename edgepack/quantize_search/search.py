@@ -102,6 +102,24 @@ def widened(lo, hi, margin: float):
     return lo - pad, hi + pad
 
 
+class LastSession:
+    """A backend's session of the candidate it ran last: the search runs a candidate in two goes
+    (its first look, then the other samples), and a session costs a model load."""
+
+    def __init__(self):
+        self._candidate, self._session = None, None
+
+    def of(self, candidate, make: Callable[[Any], Any]):
+        if self._session is None or self._candidate is not candidate:
+            self._candidate, self._session = candidate, make(candidate)
+        return self._session
+
+
+def _refused(exc: Exception) -> Figures:
+    """The figures of a candidate the quantiser or the runtime refused (its trial fails, not the search)."""
+    return failed(f"candidate failed: {type(exc).__name__}: {first_line(exc)[:200]}")
+
+
 MIN_JUDGED = 16  # a passing candidate is judged on at least this many samples (search-fit ones added)
 FIRST_LOOK = 1  # check samples a candidate runs first; it runs the rest unless they show a clear miss
 
@@ -179,6 +197,16 @@ def search(
         (bt, bn), (rt, rn) = spent["build"], spent["run"]
         return lazy and bn > 0 and rn > 0 and (rt / rn) * len(extra) > bt / bn
 
+    def met_gate_only(gate, plain: Figures, entry: dict[str, Any]) -> dict[str, Any]:
+        """Keep a candidate that met the gate's thresholds but not the headroom; `entry`: its step."""
+        n_moved, base_, precisions, ranked, label = gate
+        gate_only.append((n_moved, -plain.score, base_, precisions, ranked, label, entry))
+        return entry
+
+    def better(fig: Figures) -> bool:
+        """A new best figure (for the error that names it): judged on every check sample, and higher."""
+        return fig.score > best.score and fig.samples >= len(check)
+
     def confirmed(cand, outs):
         """(figures, gate figures) on the check samples' outputs `outs` and the search-fit ones added (MIN_JUDGED)."""
         if not extra_refs:
@@ -191,6 +219,7 @@ def search(
         holds what settle() needs to confirm it, if the search comes to take it."""
         built[0] += 1
         moved = [n for n in names if precisions.get(n, "int8") != "int8"]
+        gate = (len(moved), dict(base), dict(precisions), set(ranked), label)  # what gate_only keeps of it
         gated = None  # this candidate's step, kept in gate_only when it met only the gate's thresholds
         pending = None
         try:
@@ -203,16 +232,15 @@ def search(
                 fig, plain = evaluate_at(budget, refs, outs, (None, 0))
             if (fig.passed or plain.passed) and extra:
                 if defer and fig.passed and deferring():
-                    pending = {"cand": cand, "outs": outs, "gate": (len(moved), dict(base), dict(precisions), set(ranked), label)}
+                    pending = {"cand": cand, "outs": outs, "gate": gate}
                 else:
                     fig, plain = confirmed(cand, outs)
             if plain.passed and not fig.passed:
-                gated = {}
-                gate_only.append((len(moved), -plain.score, dict(base), dict(precisions), set(ranked), label, gated))
+                gated = met_gate_only(gate, plain, {})
         except (KeyboardInterrupt, MemoryError):
             raise
         except Exception as exc:  # this candidate only: the quantiser or the runtime refused it
-            cand, fig, pending = None, failed(f"candidate failed: {type(exc).__name__}: {first_line(exc)[:200]}"), None
+            cand, fig, pending = None, _refused(exc), None
         early = f" (on {fig.samples} of {len(check)} check samples)" if 0 < fig.samples < len(check) else ""
         verdict = "meets the budget" + (" on the check samples" if pending else "") if fig.passed else (fig.failures or ("misses",))[0] + early
         step(f"int8_auto: candidate {built[0]} ({label}): {verdict}")
@@ -234,13 +262,12 @@ def search(
         except (KeyboardInterrupt, MemoryError):
             raise
         except Exception as exc:
-            fig, plain = failed(f"candidate failed: {type(exc).__name__}: {first_line(exc)[:200]}"), failed("")
+            fig = plain = _refused(exc)
         entry = pending.get("entry")
         if entry is not None:
             entry.update({**fig.to_json(), "samples": fig.samples})
         if plain.passed and not fig.passed:
-            n_moved, base_, precisions, ranked, label = pending["gate"]
-            gate_only.append((n_moved, -plain.score, base_, precisions, ranked, label, entry or {}))
+            met_gate_only(pending["gate"], plain, entry or {})
         step(f"int8_auto: {pending['gate'][4]}: {'confirmed' if fig.passed else (fig.failures or ('misses',))[0]} on {fig.samples} samples")
         return fig.passed
 
@@ -306,7 +333,7 @@ def search(
                     tried[(option + note, n_all)] = fig
                     if pend:
                         held[n_all] = pend
-                    best = fig if fig.score > best.score and fig.samples >= len(check) else best
+                    best = fig if better(fig) else best
                     if not fig.passed:
                         break
                 if k == n_all and (option + note, k) in tried:
@@ -316,7 +343,7 @@ def search(
                     if pend:
                         held[k] = pend
                 tried[(option + note, k)] = fig
-                if fig.score > best.score and fig.samples >= len(check):
+                if better(fig):
                     best = fig
                 if fig.passed:
                     lo, hi = last_fail, k  # bisect: lo fails, hi passes

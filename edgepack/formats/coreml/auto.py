@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from ...quantize_search.search import standard_fixes, widened
+from ...quantize_search.search import LastSession, standard_fixes, widened
 from ...quantize_search.sensitivity import CAP_DB, added_db, default_axis, own_rounding_db
 from . import compress
 
@@ -91,7 +91,7 @@ class CoreMLBackend:
         self.source = source
         self.track = track
         self._n = 0
-        self._last = None  # (candidate, its session): the one run last
+        self._last = LastSession()  # the search runs a candidate in two goes
         self._layers: list[dict[str, Any]] | None = None
         self._stats: dict[tuple, dict] = {}
         self._float_session = None
@@ -173,7 +173,8 @@ class CoreMLBackend:
         if key not in self._stats:
             ids = set(key)
             known = max((k for k in self._stats if set(k) <= ids), key=len, default=())
-            rest = [s for s in samples if id(s) not in set(known)]
+            done = set(known)
+            rest = [s for s in samples if id(s) not in done]
             fresh = compress.activation_stats(self.mlmodel, self.package, rest, self.track) if rest else {}
             self._stats[key] = compress.merged_stats(self._stats[known], fresh) if known else fresh
         return self._stats[key]
@@ -219,9 +220,8 @@ class CoreMLBackend:
         return s
 
     def run(self, candidate, samples: list) -> list[list[np.ndarray]]:
-        if self._last is None or self._last[0] is not candidate:  # the search runs a candidate in two goes
-            self._last = (candidate, self.session(candidate))
-        return [self._last[1].run(x) for x in samples]
+        s = self._last.of(candidate, self.session)
+        return [s.run(x) for x in samples]
 
     def size(self, candidate) -> int:
         """A saved package's bytes; a candidate program's: what saving it would write."""

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from ...quantize_search.search import standard_fixes
+from ...quantize_search.search import LastSession, standard_fixes
 from ...quantize_search.sensitivity import CAP_DB, added_db, default_axis, own_rounding_db
 from .quantize import prepare_for_int8, quantize_prepared, weight_quant_params
 
@@ -47,7 +47,7 @@ class OrtBackend:
         self._prepared: dict[bool, tuple[Path, list[str]]] = {}
         self.fp32 = fp32
         self._n = 0
-        self._last = None  # (candidate, its session): the one run last
+        self._last = LastSession()  # the search runs a candidate in two goes
         self._tmp = Path(tempfile.mkdtemp(prefix="int8_auto.", dir=work))
         self._layers: list[dict[str, Any]] | None = None
         self._consumers: dict[str, list[str]] = {}
@@ -191,9 +191,7 @@ class OrtBackend:
         return ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
 
     def run(self, candidate: Path, samples: list) -> list[list[np.ndarray]]:
-        if self._last is None or self._last[0] is not candidate:  # the search runs a candidate in two goes
-            self._last = (candidate, self.session(candidate))
-        sess = self._last[1]
+        sess = self._last.of(candidate, self.session)
         names = [o.name for o in sess.get_outputs()]
         feeds = [{self.input_names[k]: v for k, v in s.items()} for s in samples]
         return [sess.run(names, f) for f in feeds]

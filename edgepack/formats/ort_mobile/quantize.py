@@ -4,6 +4,7 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -120,8 +121,6 @@ def prepare_for_int8(src: Path, dest: Path, *, per_channel: bool) -> tuple[Path,
 
     pre = dest.with_name(dest.stem + ".pre.onnx").resolve()
     logging.getLogger().setLevel(logging.ERROR)
-    import tempfile
-
     for symbolic in (False, True):  # symbolic shape inference fails on some dims ("?"); ONNX's own then
         try:
             # where it fails, symbolic shape inference saves its partial model in the current folder
@@ -149,8 +148,6 @@ def quantize_prepared(
     model): those weights' scales and zero points, given to the quantiser instead of computed again
     (the same values; its per-channel loop was most of a quantisation of a big net)."""
     if range_margin > 0:
-        import tempfile
-
         with tempfile.TemporaryDirectory(prefix="ranges.", dir=dest.parent) as tmp:
             raw = calibration_cache if calibration_cache is not None else Path(tmp) / "ranges.json"
             if not raw.is_file():  # calibrate once (the quantised model of this pass is discarded)

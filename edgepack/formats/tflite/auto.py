@@ -43,7 +43,7 @@ from typing import Any
 
 import numpy as np
 
-from ...quantize_search.search import standard_fixes, widened
+from ...quantize_search.search import LastSession, standard_fixes, widened
 from ...quantize_search.sensitivity import CAP_DB, added_db, channel_sqnr_db, default_axis
 from ...runtimes.litert import LiteRtSession, new_interpreter
 from . import build_steps, variants
@@ -85,7 +85,7 @@ class TfliteBackend:
         self._layers: list[dict[str, Any]] | None = None
         self._keys: dict[int, str] = {}  # op index -> quantiser op key, for quantisable ops
         self._readers: dict[int, list[int]] = {}  # tensor index -> quantisable ops that read it
-        self._last = None  # (candidate, its session): the one run last
+        self._last = LastSession()  # the search runs a candidate in two goes
 
     # -- the model -------------------------------------------------------------------------
     def layers(self) -> list[dict[str, Any]]:
@@ -196,9 +196,8 @@ class TfliteBackend:
         return LiteRtSession(interp, read_graph(candidate), self.meta, self.job.source.inputs, self.job.source.outputs)
 
     def run(self, candidate: bytes, samples: list) -> list[list[np.ndarray]]:
-        if self._last is None or self._last[0] is not candidate:  # the search runs a candidate in two goes
-            self._last = (candidate, self.session(candidate))
-        return [self._last[1].run(x) for x in samples]
+        s = self._last.of(candidate, self.session)
+        return [s.run(x) for x in samples]
 
     def size(self, candidate: bytes) -> int:
         return len(candidate)
