@@ -95,11 +95,13 @@ def test_every_fix_is_recorded_with_its_score(det_search):
     _, recipe = det_search
     full = recipe.steps[0]["score"]
     fixes = {f["fix"]: f for f in recipe.fixes}
-    assert list(fixes) == ["percentile range (99.99)", "range margin 0.1"]  # per-channel is already on
+    # per-channel is already on; the percentile ranges go on the 8 most sensitive layers' outputs
+    assert list(fixes) == ["percentile range (99.99) on the 8 most sensitive layers", "range margin 0.1"]
     margin = fixes["range margin 0.1"]
     # a wider range makes the Concat's steps coarser still: it does not help here, and says so
     assert margin["helped"] is False and margin["passed"] is False and margin["score"] < full - 1
-    assert margin["on_top_of"] == [] and fixes["percentile range (99.99)"]["helped"] is False
+    assert margin["on_top_of"] == [] and fixes["percentile range (99.99) on the 8 most sensitive layers"]["helped"] is False
+    assert "clip_tensors" not in recipe.base
 
 
 def test_int8_auto_ort_is_at_most_half_the_fp32_ort(det_search, det_files, tmp_path):

@@ -219,3 +219,89 @@ def test_candidates_reuse_the_first_ones_weight_scales_byte_for_byte(outlier_fil
             reused = backend.build(b, precisions, fit)
             fresh = backend.quantise(b, precisions, fit, tmp_path / f"fresh{per_channel}{i}.onnx", reuse_weights=False)
             assert reused.read_bytes() == fresh.read_bytes(), (per_channel, b, precisions)
+
+
+def test_int16_candidates_quantise_a_model_converted_once_to_opset_21_as_the_quantiser_would(outlier_files, tmp_path):
+    """ONNX Runtime's quantiser converts a model below opset 21 whenever a tensor is int16, once per
+    candidate; the backend hands it the prepared model converted once instead. The quantised model
+    is the same: the same nodes, initializers and outputs, bit for bit, as the quantiser's own
+    conversion of the prepared model gives; and every later candidate reuses the quantised weights."""
+    import onnx
+    import onnxruntime as ort
+    from onnx import numpy_helper
+
+    from edgepack.formats.ort_mobile.quantize import default_opset, quantize_prepared
+
+    backend = _backend(outlier_files, tmp_path)
+    names = [la["name"] for la in backend.layers()]
+    fit, check = _samples(8), _samples(4, seed=1)
+    base = backend.base()
+    backend.build(base, {}, fit)  # the first candidate: weight scales for the others
+    pre = backend.prepared(True)[0]
+    assert default_opset(onnx.load(str(pre))) < 21
+    precisions = {names[1]: "int16", names[2]: "int16"}
+    ours = backend.build(base, precisions, fit)
+    assert default_opset(onnx.load(str(backend.at_int16_opset(pre)))) == 21
+    theirs = tmp_path / "theirs.onnx"  # the prepared model itself: the quantiser converts it
+    tensors = [la["tensor"] for la in backend._layers if la["name"] in precisions]
+    quantize_prepared(pre, theirs, samples=fit, quant=backend.quant, input_names=backend.input_names, track=lambda it, n, label: it,
+                      int16_tensors=tuple(tensors))
+    a, b = onnx.load(str(ours)), onnx.load(str(theirs))
+    assert default_opset(a) == default_opset(b) == 21
+    assert [(n.op_type, n.domain, list(n.input), list(n.output)) for n in a.graph.node] == \
+        [(n.op_type, n.domain, list(n.input), list(n.output)) for n in b.graph.node]
+    assert sum(n.op_type == "QuantizeLinear" and n.domain == "com.microsoft" for n in a.graph.node) >= 2
+    ia = {t.name: numpy_helper.to_array(t) for t in a.graph.initializer}
+    ib = {t.name: numpy_helper.to_array(t) for t in b.graph.initializer}
+    assert ia.keys() == ib.keys() and all(np.array_equal(ia[k], ib[k]) for k in ia)
+    sa, sb = (ort.InferenceSession(str(p), providers=["CPUExecutionProvider"]) for p in (ours, theirs))
+    for s in check:
+        assert np.array_equal(sa.run(None, s)[0], sb.run(None, s)[0])
+    # the int16 candidate's 4 weights came from the first one's, and a second int16 candidate
+    # reuses the opset-21 model's shape-inferred load
+    assert backend._memo.hits == {"weights": 4, "loads": 0}
+    again = backend.build(base, {names[1]: "int16"}, fit)
+    assert backend._memo.hits == {"weights": 8, "loads": 1}
+    assert again.read_bytes() != ours.read_bytes()  # a different candidate all the same
+
+
+def test_the_percentile_fix_clips_only_the_most_sensitive_layers_outputs(outlier_files, tmp_path):
+    """ORT's percentile fix sets the ranges of the most sensitive layers' outputs alone to their
+    99.99th percentiles over the calibration samples (edgepack's own, from the float model's run),
+    not the whole model's: the clipped tensor's int8 scale is (hi - lo) / 255 of those percentiles,
+    narrower than its min/max one, and every other tensor keeps its min/max scale."""
+    import onnx
+    import onnxruntime as ort
+    from onnx import numpy_helper
+
+    backend = _backend(outlier_files, tmp_path)
+    layers = backend.layers()
+    names = [la["name"] for la in layers]
+    base = backend.base()
+    inner = [n for n, la in zip(names, layers) if la["op_type"] != "input"]
+    (label, fixed), = [(lb, b) for lb, b in backend.fixes(base, sensitive=tuple(names)) if "percentile" in lb]
+    assert label == f"percentile range (99.99) on the {min(8, len(inner))} most sensitive layers"
+    tensor = backend._layers[names.index(inner[0])]["tensor"]  # the first of `sensitive` that is not an input
+    assert fixed["clip_tensors"][0] == tensor and fixed["method"] == "minmax"
+    fit = _samples(8)
+    one = {**base, "clip_tensors": [tensor], "clip_percentile": 99.99}
+    clipped, plain = backend.build(one, {}, fit), backend.build(base, {}, fit)
+
+    sess = ort.InferenceSession(str(backend.prepared(True)[0]), providers=["CPUExecutionProvider"])
+    model = onnx.load(str(backend.prepared(True)[0]))
+    model.graph.output.append(onnx.ValueInfoProto(name=tensor))
+    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    x = np.concatenate([sess.run([tensor], s)[0].ravel() for s in fit])
+    lo, hi = np.percentile(x, [0.01, 99.99])
+    (got,) = backend.clip_ranges(one, fit).items()
+    assert got[0] == tensor and got[1] == pytest.approx((min(float(lo), 0.0), max(float(hi), 0.0)), rel=1e-6)
+
+    def scales(path):
+        m = onnx.load(str(path))
+        inits = {t.name: numpy_helper.to_array(t) for t in m.graph.initializer}
+        return {n.input[0]: float(inits[n.input[1]]) for n in m.graph.node if n.op_type == "QuantizeLinear" and inits[n.input[1]].ndim == 0}
+
+    a, b = scales(clipped), scales(plain)
+    assert a[tensor] == pytest.approx((max(hi, 0) - min(lo, 0)) / 255, rel=1e-6)
+    assert a[tensor] < b[tensor] * 0.999 and x.max() > hi
+    assert {k: v for k, v in a.items() if k != tensor} == {k: v for k, v in b.items() if k != tensor}

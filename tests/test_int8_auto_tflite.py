@@ -244,3 +244,23 @@ def test_detector_head_falls_back_the_concat_alone_to_int16(tmp_path):
     content = be.build(recipe.base, recipe.precision_of(), samples)
     assert len(content) < 0.35 * len(fm.content)
     assert int8_weight_share(_graph(content))["int8_weight_share"] == 1.0
+
+
+def test_a_candidates_session_reads_only_its_input_and_output_tensors(outlier):
+    """A candidate's session reads the I/O tensors alone (read_graph io_only): the same ones, with
+    their int8 or float quantisation, as the whole graph's; no ops; and the session's outputs are
+    the ones of a session over the whole graph."""
+    from edgepack.formats.tflite.flatbuf import read_graph
+    from edgepack.runtimes.litert import LiteRtSession, new_interpreter
+
+    be = outlier["backend"]
+    cand = be.build(be.base(), {}, _samples(8))
+    for content in (outlier["fm"].content, cand):
+        full, io = read_graph(content), read_graph(content, io_only=True)
+        ports = {*full.inputs, *full.outputs, *(i for _, i in full.signature_inputs + full.signature_outputs)}
+        assert io.tensors == {i: full.tensors[i] for i in ports} and io.ops == () and len(full.ops) > 5
+        assert (io.inputs, io.outputs, io.signature_inputs, io.signature_outputs) == (full.inputs, full.outputs, full.signature_inputs, full.signature_outputs)
+    whole = LiteRtSession(new_interpreter(cand, threads=1), read_graph(cand), be.meta, be.job.source.inputs, be.job.source.outputs)
+    x = _samples(2)
+    for a, b in zip(be.session(cand).run(x[0]), whole.run(x[0])):
+        assert np.array_equal(a, b)

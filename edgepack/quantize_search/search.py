@@ -5,8 +5,10 @@ A format plug-in drives it with a Backend (its own quantiser; nothing here knows
     layers()                      -> [{"name", "op_type"}] quantisable layers, graph order
     fallback_options              -> ("int16", "float") or ("float",): next better first
     base()                        -> the whole-model settings of plain int8 (method, per_channel, ...)
-    fixes(base)                   -> [(label, base')]: cheap whole-model fixes to try, cheapest first;
-                                     they compound (each on top of the ones that helped before it)
+    fixes(base, sensitive)        -> [(label, base')]: cheap fixes to try, cheapest first; they
+                                     compound (each on top of the ones that helped before it);
+                                     `sensitive`: the layers, most sensitive first, by the error
+                                     map of full int8 (empty without one)
     build(base, precisions, fit)  -> a candidate, calibrated on `fit`
     run(candidate, samples)       -> per sample, the outputs in the source's order
     size(candidate)               -> bytes
@@ -73,7 +75,7 @@ class Backend(Protocol):
 
     def layers(self) -> list[dict[str, Any]]: ...
     def base(self) -> dict[str, Any]: ...
-    def fixes(self, base: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]: ...
+    def fixes(self, base: dict[str, Any], sensitive: tuple[str, ...] = ()) -> list[tuple[str, dict[str, Any]]]: ...
     def build(self, base: dict[str, Any], precisions: dict[str, str], samples: list) -> Any: ...
     def run(self, candidate: Any, samples: list) -> list[list]: ...
     def size(self, candidate: Any) -> int: ...
@@ -120,6 +122,7 @@ def _refused(exc: Exception) -> Figures:
     return failed(f"candidate failed: {type(exc).__name__}: {first_line(exc)[:200]}")
 
 
+MAP_SAMPLES = 4  # search-fit samples the per-layer error map runs
 MIN_JUDGED = 16  # a passing candidate is judged on at least this many samples (search-fit ones added)
 FIRST_LOOK = 1  # check samples a candidate runs first; it runs the rest unless they show a clear miss
 
@@ -276,11 +279,15 @@ def search(
     step(f"int8_auto: full int8 over {len(fit)} samples, checked on {len(check)}" + (f" (a pass also on {len(extra)} of the fit samples)" if extra else ""))
     best, cand, _ = trial(base, int8, "full int8")
     fixes = []
+    errors, mapped = None, cand  # the per-layer error map, and the candidate it maps
     if not best.passed:
+        # the map comes first: a fix may act on the most sensitive layers alone (ORT's percentile ranges)
+        errors = backend.layer_errors(cand, fit[:MAP_SAMPLES]) if cand is not None else {}
+        sensitive = tuple(sorted(errors, key=errors.get)) if errors else ()
         # The fixes compound: each is tried on top of the ones that helped before it (its change
         # against the plain base, applied to the current base).
         plain, kept = dict(base), []
-        for label, fixed in backend.fixes(plain):
+        for label, fixed in backend.fixes(plain, sensitive=sensitive):
             change = {k: v for k, v in fixed.items() if plain.get(k) != v}
             trying = {**base, **change}
             fig, c, _ = trial(trying, int8, label, record=False)
@@ -296,7 +303,8 @@ def search(
                 break
     chosen, ranked, met_headroom = int8, set(), True
     if not best.passed:
-        errors = backend.layer_errors(cand, fit[: min(4, len(fit))]) if cand is not None else {}
+        if cand is not mapped:  # a fix helped: the map of the candidate it gave
+            errors = backend.layer_errors(cand, fit[:MAP_SAMPLES]) if cand is not None else {}
         how = "per-layer error map" if cand is not None else "none (full int8 did not run): graph order"
         if errors is None:  # skip-one trials: the score each layer's own fallback wins
             how = "skip-one trials"

@@ -160,7 +160,7 @@ class CoreMLBackend:
             return []
         return [(f"{self.compute} weights in float layers and their readers", {**base, "float_weights": self.compute})]
 
-    def fixes(self, base: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    def fixes(self, base: dict[str, Any], sensitive: tuple[str, ...] = ()) -> list[tuple[str, dict[str, Any]]]:
         # no percentile range: the emulator's calibration keeps each activation's min and max only
         return standard_fixes(base, percentile=False)
 

@@ -113,10 +113,13 @@ class OrtMobile(Format):
         c = recipe.counts()
         how = recipe.provenance()
         weights = {"float": "fp32", "int16": "int16"}.get(recipe.base.get("float_weights", "int8"), "int8")  # of the float layers
+        ct = recipe.base.get("clip_tensors") or []
+        clipped = f", {len(ct)} ranges at percentile {recipe.base.get('clip_percentile')}" if ct else ""
         steps = (
             f"{route}{''.join(' -> ' + s for s in prep)} -> quantize_static QDQ int8_auto ({recipe.base['method']}, "
             f"{'per-channel' if recipe.base['per_channel'] else 'per-tensor'}"
-            f"{f', range margin {m:g}' if (m := float(recipe.base.get('range_margin', 0.0))) else ''}; "
+            f"{f', range margin {m:g}' if (m := float(recipe.base.get('range_margin', 0.0))) else ''}"
+            f"{clipped}; "
             f"{c['int8']} layers int8, {c['int16']} int16, {c['float']} float"
             f"{f' ({weights} weights)' if c['float'] else ''}; {how})"
         )

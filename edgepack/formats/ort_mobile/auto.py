@@ -6,8 +6,8 @@ weights stay int8), then float (the node is not quantised, nor its output: its c
 float too; their weights stay int8 all the same, weight-only: an int8 initializer and a
 DequantizeLinear feeding the float op, which the .ort keeps, so a float layer does not bring its
 fp32 weights back; the search's last resort gives them int16 weights (base "float_weights": "int16",
-half of fp32's bytes), then fp32 ones ("float")). Cheap fixes: per-channel weights (when the profile has them off), a percentile
-range instead of min/max, and a range margin (every calibrated range widened by 10% of its width
+half of fp32's bytes), then fp32 ones ("float")). Cheap fixes: per-channel weights (when the profile has them off), percentile
+ranges for the outputs of the most sensitive layers instead of their min/max, and a range margin (every calibrated range widened by 10% of its width
 on both sides: held-out samples past the calibration's extremes then do not clip). Every
 candidate is calibrated from one calibration cache per method and run in ONNX Runtime with the
 session options of the .ort it would become.
@@ -24,6 +24,7 @@ import numpy as np
 from ...quantize_search.search import LastSession, standard_fixes
 from ...quantize_search.sensitivity import CAP_DB, added_db, default_axis, own_rounding_db
 from .quantize import prepare_for_int8, quantize_prepared, weight_quant_params
+from .quantiser_speed import QuantiserMemo
 
 # Node types ONNX Runtime's QDQ quantiser quantises (its registry), read at first use.
 _FUSED_ACTIVATIONS = {"Relu", "Clip"}
@@ -53,6 +54,9 @@ class OrtBackend:
         self._consumers: dict[str, list[str]] = {}
         self._made_from: dict[Path, bool] = {}
         self._weights: dict[bool, dict[str, list[dict]]] = {}  # per_channel -> weight_quant_params
+        self._memo = QuantiserMemo()  # the quantised weights and the shape-inferred model, reused by every candidate
+        self._at21: dict[Path, Path] = {}  # prepared model -> the same at opset 21 (int16 candidates)
+        self._clips: dict[tuple, dict[str, tuple[float, float]]] = {}  # clip_ranges, per sample set
 
     # -- the model -------------------------------------------------------------------------
     def prepared(self, per_channel: bool) -> tuple[Path, list[str]]:
@@ -60,6 +64,29 @@ class OrtBackend:
             dest = self.work / f"{self.fp32.stem.removesuffix('.fp32')}.int8_auto{'' if per_channel else '.pt'}.onnx"
             self._prepared[per_channel] = prepare_for_int8(self.fp32, dest, per_channel=per_channel)
         return self._prepared[per_channel]
+
+    def at_int16_opset(self, pre: Path) -> Path:
+        """`pre` at opset 21. ONNX Runtime's quantiser converts a model below opset 21 whenever a
+        tensor is int16 (update_opset_version; even with its com.microsoft Q/DQ), once per
+        quantisation, a second of each MiniLM candidate: converted here once. Where the converter
+        fails, `pre` itself (the quantiser then fails the same way)."""
+        if pre not in self._at21:
+            import onnx
+            from onnx import version_converter
+
+            from .quantize import default_opset
+
+            model = onnx.load(str(pre))
+            self._at21[pre] = pre
+            if default_opset(model) < INT16_OPSET:
+                try:
+                    newer = version_converter.convert_version(model, INT16_OPSET)
+                except Exception:  # noqa: BLE001 - the quantiser's own conversion reports it
+                    return pre
+                dest = pre.with_name(pre.stem + f".opset{INT16_OPSET}.onnx")
+                onnx.save(newer, str(dest))
+                self._at21[pre] = dest
+        return self._at21[pre]
 
     def layers(self) -> list[dict[str, Any]]:
         if self._layers is None:
@@ -113,8 +140,45 @@ class OrtBackend:
         q = self.quant
         return {"method": q.method, "per_channel": q.per_channel, "percentile": q.percentile, "range_margin": 0.0, "float_weights": "int8"}
 
-    def fixes(self, base: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
-        return standard_fixes(base)
+    def fixes(self, base: dict[str, Any], sensitive: tuple[str, ...] = ()) -> list[tuple[str, dict[str, Any]]]:
+        """Per-channel weights, then a percentile range on the CLIP_LAYERS most sensitive layers'
+        outputs (not the whole model's: ONNX Runtime's histogram calibration took 53 s on the
+        layout net, four times a min/max one; edgepack's exact percentiles of a few tensors cost one
+        float run), then the range margin."""
+        out = standard_fixes(base, percentile=False)
+        if sensitive and base.get("method") == "minmax" and not base.get("clip_tensors"):
+            self.layers()
+            by_name = {la["name"]: la for la in self._layers}
+            inner = [n for n in sensitive if n in by_name and by_name[n]["op_type"] != "input"]  # an input is the user's data
+            tensors = list(dict.fromkeys(by_name[n]["tensor"] for n in inner[:CLIP_LAYERS]))
+            fix = (f"percentile range ({CLIP_PERCENTILE:g}) on the {len(tensors)} most sensitive layers",
+                   {**base, "clip_tensors": tensors, "clip_percentile": CLIP_PERCENTILE})
+            out.insert(1 if not base["per_channel"] else 0, fix)
+        return out
+
+    def clip_ranges(self, base: dict[str, Any], samples: list) -> dict[str, tuple[float, float]]:
+        """{tensor: (lo, hi)} of base["clip_tensors"]: the clip_percentile-th percentiles (low and
+        high) of each tensor's values over `samples`, from the float model's run."""
+        tensors, p = tuple(base.get("clip_tensors") or ()), float(base.get("clip_percentile", CLIP_PERCENTILE))
+        if not tensors:
+            return {}
+        key = (tensors, p, bool(base["per_channel"]), tuple(map(id, samples)))
+        if key not in self._clips:
+            pre = self.prepared(bool(base["per_channel"]))[0]
+            sess = self.session(pre, list(tensors))
+            names = [o.name for o in sess.get_outputs()]
+            got: dict[str, list[np.ndarray]] = {t: [] for t in tensors}
+            for smp in samples:
+                outs = dict(zip(names, sess.run(None, {self.input_names[k]: v for k, v in smp.items()})))
+                for t in tensors:
+                    got[t].append(np.asarray(outs[t], np.float32).ravel())
+            ranges = {}
+            for t, parts in got.items():
+                x = np.concatenate(parts)
+                lo, hi = np.percentile(x, [100 - p, p])
+                ranges[t] = (float(min(lo, 0.0)), float(max(hi, 0.0)))
+            self._clips[key] = ranges
+        return self._clips[key]
 
     def last_resort(self, base: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
         """When no count of float layers meets the budget with their weights int8 (a weight that
@@ -145,11 +209,15 @@ class OrtBackend:
                 floats += la["members"]
         quant = dataclasses.replace(self.quant, method=base["method"], per_channel=bool(base["per_channel"]), percentile=float(base["percentile"]))
         calib = self._tmp / f"ranges.{base['method']}.{base['percentile']}.{base['per_channel']}.{len(samples)}.json" if cache else None
+        clips = self.clip_ranges(base, samples)
+        if int16:
+            pre = self.at_int16_opset(pre)
         quantize_prepared(
             pre, dest, samples=samples, quant=quant, input_names=self.input_names, track=lambda it, n, label: it,
             exclude=tuple(dict.fromkeys(exclude)), int16_tensors=tuple(int16), calibration_cache=calib,
             range_margin=float(base.get("range_margin", 0.0)),
             weight_params=self._weights.get(bool(base["per_channel"])) if reuse_weights else None,
+            weight_memo=self._memo if reuse_weights else None, range_overrides=clips or None,
         )
         bits = WEIGHT_ONLY_BITS.get(base.get("float_weights", "int8"))
         if exclude and bits:
@@ -175,12 +243,14 @@ class OrtBackend:
         import onnx
         import onnxruntime as ort
 
-        model = onnx.load(str(path))
+        model = str(path)  # the file itself, unless outputs are added
         if extra_outputs:
+            model = onnx.load(str(path))
             have = {o.name for o in model.graph.output}
             for t in extra_outputs:
                 if t not in have:
                     model.graph.output.append(onnx.ValueInfoProto(name=t))
+            model = model.SerializeToString()
         so = ort.SessionOptions()
         so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL if self.level == "all" else ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
         if extra_outputs:
@@ -188,7 +258,7 @@ class OrtBackend:
         so.intra_op_num_threads = 1
         so.log_severity_level = 3
         so.add_session_config_entry("session.qdqisint8allowed", "1" if self.platform == "arm" else "0")
-        return ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
+        return ort.InferenceSession(model, so, providers=["CPUExecutionProvider"])
 
     def run(self, candidate: Path, samples: list) -> list[list[np.ndarray]]:
         sess = self._last.of(candidate, self.session)
@@ -231,10 +301,14 @@ class OrtBackend:
         fs = self.session(self._prepared_path_of(candidate), ref_names)
         qs = self.session(candidate, art_names)
         acc: dict[str, list[float]] = {}
-        for smp in samples:
+        fetched = 0
+        for i, smp in enumerate(samples):
+            if i >= MAP_MIN_SAMPLES and fetched >= MAP_MAX_VALUES:
+                break  # a big net: every tensor of a sample is gigabytes, and fetching them costs most of the map
             feed = {self.input_names[k]: v for k, v in smp.items()}
             ref = dict(zip([o.name for o in fs.get_outputs()], fs.run(None, feed)))
             art = dict(zip([o.name for o in qs.get_outputs()], qs.run(None, feed)))
+            fetched += sum(x.size for x in ref.values()) + sum(x.size for x in art.values())
             for layer, ((t, tq), ins, pre_q) in plan.items():
                 axis = default_axis(ref[t].shape)
                 # its own output rounding, in the same run (blind to what came before) ...
@@ -245,6 +319,14 @@ class OrtBackend:
                 acc.setdefault(layer, []).append(min(own, added))
         return {k: float(min(v)) for k, v in acc.items()}
 
+
+# The error map fetches every tensor of both models per sample (the layout net: 750 M values, 5 s of
+# the run being their copies); past MAP_MAX_VALUES fetched it stops, after MAP_MIN_SAMPLES samples.
+MAP_MIN_SAMPLES = 2
+MAP_MAX_VALUES = 1_000_000_000
+CLIP_LAYERS = 8  # the percentile fix clips the outputs of this many of the most sensitive layers
+CLIP_PERCENTILE = 99.99
+INT16_OPSET = 21  # the opset from which ONNX Runtime's quantiser takes 16-bit types as native
 
 # op type -> (weight input, output-channel axis of that weight; None: per-tensor)
 _WEIGHT_AXIS = {"Conv": 0, "ConvTranspose": 1, "MatMul": 1, "Gemm": None}

@@ -138,7 +138,8 @@ def prepare_for_int8(src: Path, dest: Path, *, per_channel: bool) -> tuple[Path,
 def quantize_prepared(
     pre: Path, dest: Path, *, samples: list[Sample], quant: QuantSettings, input_names: dict[str, str], track,
     exclude: tuple[str, ...] = (), int16_tensors: tuple[str, ...] = (), calibration_cache: Path | None = None, where: str | None = None,
-    range_margin: float = 0.0, weight_params: dict[str, list[dict]] | None = None,
+    range_margin: float = 0.0, weight_params: dict[str, list[dict]] | None = None, weight_memo=None,
+    range_overrides: dict[str, tuple[float, float]] | None = None,
 ) -> None:
     """quantize_static QDQ of a prepare_for_int8 model: int8 everywhere, but the nodes in `exclude`
     stay float and the activations in `int16_tensors` are int16 (com.microsoft Q/DQ).
@@ -146,16 +147,21 @@ def quantize_prepared(
     before the scales are computed (widen_ranges), so samples a little past the calibration's
     extremes do not clip. `weight_params` (weight_quant_params of an earlier quantisation of the same
     model): those weights' scales and zero points, given to the quantiser instead of computed again
-    (the same values; its per-channel loop was most of a quantisation of a big net)."""
-    if range_margin > 0:
+    (the same values; its per-channel loop was most of a quantisation of a big net). `weight_memo`
+    (quantiser_speed.QuantiserMemo): what earlier quantisations of `pre` computed, reused.
+    `range_overrides`: {tensor: (lo, hi)} in place of those tensors' calibrated ranges (before the
+    margin widens every range)."""
+    if range_margin > 0 or range_overrides:
         with tempfile.TemporaryDirectory(prefix="ranges.", dir=dest.parent) as tmp:
             raw = calibration_cache if calibration_cache is not None else Path(tmp) / "ranges.json"
             if not raw.is_file():  # calibrate once (the quantised model of this pass is discarded)
                 quantize_prepared(pre, Path(tmp) / "raw.onnx", samples=samples, quant=quant, input_names=input_names, track=track,
-                                  exclude=exclude, int16_tensors=int16_tensors, calibration_cache=raw, where=where, weight_params=weight_params)
-            wide = widen_ranges(raw, Path(tmp) / "wide.json", range_margin)
+                                  exclude=exclude, int16_tensors=int16_tensors, calibration_cache=raw, where=where, weight_params=weight_params,
+                                  weight_memo=weight_memo)
+            wide = widen_ranges(raw, Path(tmp) / "wide.json", range_margin, range_overrides)
             quantize_prepared(pre, dest, samples=[], quant=quant, input_names=input_names, track=lambda it, n, label: it,
-                              exclude=exclude, int16_tensors=int16_tensors, calibration_cache=wide, where=where, weight_params=weight_params)
+                              exclude=exclude, int16_tensors=int16_tensors, calibration_cache=wide, where=where, weight_params=weight_params,
+                              weight_memo=weight_memo)
         return
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
@@ -172,8 +178,10 @@ def quantize_prepared(
         extra["UseQDQContribOps"] = True
     if overrides:
         extra["TensorQuantOverrides"] = overrides
+    from .quantiser_speed import fast_rewiring
+
     try:
-        with contextlib.redirect_stdout(io.StringIO()):
+        with contextlib.redirect_stdout(io.StringIO()), fast_rewiring(), (weight_memo.active() if weight_memo else contextlib.nullcontext()):
             quantize_static(
                 str(pre),
                 str(dest),
@@ -229,9 +237,10 @@ def weight_quant_params(pre: Path, quantised: Path) -> dict[str, list[dict]]:
     return out
 
 
-def widen_ranges(src: Path, dest: Path, margin: float) -> Path:
-    """A copy of ONNX Runtime's calibration cache `src` at `dest` with every tensor's range
-    [lo, hi] widened by `margin` x (hi - lo) on both sides (a zero-width range stays as it is)."""
+def widen_ranges(src: Path, dest: Path, margin: float, overrides: dict[str, tuple[float, float]] | None = None) -> Path:
+    """A copy of ONNX Runtime's calibration cache `src` at `dest` with the ranges of `overrides`'
+    tensors replaced by theirs, then every tensor's range [lo, hi] widened by `margin` x (hi - lo)
+    on both sides (a zero-width range stays as it is)."""
     import numpy as np
     from onnxruntime.quantization.calibrate import TensorData, TensorsData, load_tensors_data, save_tensors_data
 
@@ -244,6 +253,8 @@ def widen_ranges(src: Path, dest: Path, margin: float) -> Path:
         attrs = {k: getattr(td, k) for k in td._attrs}
         if "lowest" in attrs and "highest" in attrs:
             lo, hi = np.asarray(attrs["lowest"]), np.asarray(attrs["highest"])
+            if overrides and name in overrides and lo.size == 1:
+                lo, hi = (np.asarray(v, lo.dtype).reshape(lo.shape) for v in overrides[name])
             wide_lo, wide_hi = widened(lo.astype(np.float64), hi.astype(np.float64), margin)
             attrs["lowest"], attrs["highest"] = wide_lo.astype(lo.dtype), wide_hi.astype(hi.dtype)
         out[name] = TensorData(**attrs)

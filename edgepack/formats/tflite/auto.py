@@ -134,7 +134,7 @@ class TfliteBackend:
         q = self.job.quantization
         return {"method": q.method, "percentile": float(q.percentile), "per_channel": bool(q.per_channel), "range_margin": 0.0, "float_weights": "int8"}
 
-    def fixes(self, base: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    def fixes(self, base: dict[str, Any], sensitive: tuple[str, ...] = ()) -> list[tuple[str, dict[str, Any]]]:
         return standard_fixes(base)
 
     def last_resort(self, base: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
@@ -184,7 +184,7 @@ class TfliteBackend:
         v = variants.VARIANTS["int8_auto"]
         eff = self.op_precisions(precisions, base.get("float_weights", "int8"))
         qsvs = self.qsvs(base, eff, samples)
-        kept = build_steps.kept_float(self.fm, v, qsvs)
+        kept = build_steps.kept_float(self.fm, v, qsvs, self.graph)
         scopes = tuple(kept.scopes(self.graph)) if kept is not None else ()
         return variants.make(
             self.fm.content, v, per_channel=bool(base["per_channel"]), qsvs=qsvs, where=self.job.source.spec,
@@ -193,7 +193,7 @@ class TfliteBackend:
 
     def session(self, candidate: bytes, *, xnnpack: bool = True, keep: bool = False) -> LiteRtSession:
         interp = new_interpreter(candidate, threads=1, xnnpack=xnnpack, preserve_all_tensors=keep)
-        return LiteRtSession(interp, read_graph(candidate), self.meta, self.job.source.inputs, self.job.source.outputs)
+        return LiteRtSession(interp, read_graph(candidate, io_only=True), self.meta, self.job.source.inputs, self.job.source.outputs)
 
     def run(self, candidate: bytes, samples: list) -> list[list[np.ndarray]]:
         s = self._last.of(candidate, self.session)

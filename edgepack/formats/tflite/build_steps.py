@@ -88,11 +88,12 @@ def int8_weight_share(graph: Graph) -> dict[str, float | int]:
     return {"int8_weight_share": round(low / total, 4) if total else 0.0, "weight_elements": total, "int8_weight_elements": low}
 
 
-def kept_float(fm: FloatModel, v: variants.Variant, qsvs: dict | None) -> float_ops.FloatOps | None:
-    """The ops a static variant keeps in float32 (float_ops.py), from the calibrated ranges."""
+def kept_float(fm: FloatModel, v: variants.Variant, qsvs: dict | None, graph: Graph | None = None) -> float_ops.FloatOps | None:
+    """The ops a static variant keeps in float32 (float_ops.py), from the calibrated ranges;
+    `graph`: the float model's, when the caller has read it."""
     if v.kind != "static" or not qsvs:
         return None
-    graph = read_graph(fm.content)
+    graph = graph if graph is not None else read_graph(fm.content)
     ranges = {n: (float(r["min"].min()), float(r["max"].max())) for n, r in qsvs.items()}
     return float_ops.find(graph, ranges, v.activation_bits)
 

@@ -54,7 +54,7 @@ class OpInfo:
 
 @dataclass(frozen=True)
 class Graph:
-    tensors: tuple[TensorInfo, ...]
+    tensors: tuple[TensorInfo, ...] | dict[int, TensorInfo]  # a dict of the I/O tensors alone from read_graph(io_only=True)
     ops: tuple[OpInfo, ...]
     inputs: tuple[int, ...]
     outputs: tuple[int, ...]
@@ -95,7 +95,10 @@ def _op_name(model, ops_table: dict[int, str], opcode_index: int) -> str:
     return name
 
 
-def read_graph(buf: bytes | bytearray) -> Graph:
+def read_graph(buf: bytes | bytearray, io_only: bool = False) -> Graph:
+    """The main subgraph's tensors and ops, metadata and signature. `io_only`: only the input and
+    output tensors (`tensors` then maps their indices to them) and no ops; what a session needs of a
+    candidate, at a small part of the cost on a graph of thousands of tensors."""
     fb = schema()
     if not fb.Model.ModelBufferHasIdentifier(buf, 0):
         raise ValueError("not a TFLite flatbuffer (no TFL3 identifier)")
@@ -108,7 +111,15 @@ def read_graph(buf: bytes | bytearray) -> Graph:
         return b is not None and (b.DataLength() > 0 or b.Offset() > 1)
 
     tensors = []
-    for i in range(sg.TensorsLength()):
+    wanted = range(sg.TensorsLength())
+    if io_only:
+        wanted = sorted({*(int(x) for x in sg.InputsAsNumpy()), *(int(x) for x in sg.OutputsAsNumpy())}
+                        if sg.InputsLength() or sg.OutputsLength() else set())
+        if model.SignatureDefsLength():
+            sd = model.SignatureDefs(0)
+            wanted = sorted({*wanted, *(sd.Inputs(i).TensorIndex() for i in range(sd.InputsLength())),
+                             *(sd.Outputs(i).TensorIndex() for i in range(sd.OutputsLength()))})
+    for i in wanted:
         t = sg.Tensors(i)
         q = t.Quantization()
         scale = tuple(float(s) for s in q.ScaleAsNumpy()) if q is not None and q.ScaleLength() else ()
@@ -125,7 +136,7 @@ def read_graph(buf: bytes | bytearray) -> Graph:
             )
         )
     ops = []
-    for i in range(sg.OperatorsLength()):
+    for i in range(0 if io_only else sg.OperatorsLength()):
         o = sg.Operators(i)
         ops.append(
             OpInfo(
@@ -150,7 +161,7 @@ def read_graph(buf: bytes | bytearray) -> Graph:
         sig_in = [(sd.Inputs(i).Name().decode(), sd.Inputs(i).TensorIndex()) for i in range(sd.InputsLength())]
         sig_out = [(sd.Outputs(i).Name().decode(), sd.Outputs(i).TensorIndex()) for i in range(sd.OutputsLength())]
     return Graph(
-        tensors=tuple(tensors),
+        tensors={t.index: t for t in tensors} if io_only else tuple(tensors),
         ops=tuple(ops),
         inputs=tuple(int(x) for x in sg.InputsAsNumpy()) if sg.InputsLength() else (),
         outputs=tuple(int(x) for x in sg.OutputsAsNumpy()) if sg.OutputsLength() else (),
