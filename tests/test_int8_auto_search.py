@@ -264,7 +264,7 @@ class CosineBackend:
     def base(self):
         return {"per_channel": True, "range_margin": 0.0}
 
-    def fixes(self, base, sensitive=()):
+    def fixes(self, base, sensitive=tuple):
         from edgepack.quantize_search.search import standard_fixes
 
         return standard_fixes(base, percentile=False)

@@ -7,8 +7,8 @@ A format plug-in drives it with a Backend (its own quantiser; nothing here knows
     base()                        -> the whole-model settings of plain int8 (method, per_channel, ...)
     fixes(base, sensitive)        -> [(label, base')]: cheap fixes to try, cheapest first; they
                                      compound (each on top of the ones that helped before it);
-                                     `sensitive`: the layers, most sensitive first, by the error
-                                     map of full int8 (empty without one)
+                                     `sensitive()`: the layers, most sensitive first, by the error
+                                     map of full int8 (empty without one), taken when first called
     build(base, precisions, fit)  -> a candidate, calibrated on `fit`
     run(candidate, samples)       -> per sample, the outputs in the source's order
     size(candidate)               -> bytes
@@ -75,7 +75,7 @@ class Backend(Protocol):
 
     def layers(self) -> list[dict[str, Any]]: ...
     def base(self) -> dict[str, Any]: ...
-    def fixes(self, base: dict[str, Any], sensitive: tuple[str, ...] = ()) -> list[tuple[str, dict[str, Any]]]: ...
+    def fixes(self, base: dict[str, Any], sensitive: Callable[[], tuple[str, ...]] = tuple) -> list[tuple[str, dict[str, Any]]]: ...
     def build(self, base: dict[str, Any], precisions: dict[str, str], samples: list) -> Any: ...
     def run(self, candidate: Any, samples: list) -> list[list]: ...
     def size(self, candidate: Any) -> int: ...
@@ -279,11 +279,22 @@ def search(
     step(f"int8_auto: full int8 over {len(fit)} samples, checked on {len(check)}" + (f" (a pass also on {len(extra)} of the fit samples)" if extra else ""))
     best, cand, _ = trial(base, int8, "full int8")
     fixes = []
-    errors, mapped = None, cand  # the per-layer error map, and the candidate it maps
+    mapped: list = []  # [the candidate, its per-layer error map], once one is taken
+
+    def error_map(c):
+        if not mapped or mapped[0] is not c:
+            mapped[:] = [c, backend.layer_errors(c, fit[:MAP_SAMPLES]) if c is not None else {}]
+        return mapped[1]
+
     if not best.passed:
-        # the map comes first: a fix may act on the most sensitive layers alone (ORT's percentile ranges)
-        errors = backend.layer_errors(cand, fit[:MAP_SAMPLES]) if cand is not None else {}
-        sensitive = tuple(sorted(errors, key=errors.get)) if errors else ()
+        full = cand
+
+        def sensitive() -> tuple[str, ...]:
+            """The layers, most sensitive first, by full int8's error map: taken only when a fix asks
+            (ORT's percentile ranges on the most sensitive layers), and kept for the fallbacks."""
+            errs = error_map(full)
+            return tuple(sorted(errs, key=errs.get)) if errs else ()
+
         # The fixes compound: each is tried on top of the ones that helped before it (its change
         # against the plain base, applied to the current base).
         plain, kept = dict(base), []
@@ -303,8 +314,7 @@ def search(
                 break
     chosen, ranked, met_headroom = int8, set(), True
     if not best.passed:
-        if cand is not mapped:  # a fix helped: the map of the candidate it gave
-            errors = backend.layer_errors(cand, fit[:MAP_SAMPLES]) if cand is not None else {}
+        errors = error_map(cand)  # full int8's, or, when a fix helped, the map of the candidate it gave
         how = "per-layer error map" if cand is not None else "none (full int8 did not run): graph order"
         if errors is None:  # skip-one trials: the score each layer's own fallback wins
             how = "skip-one trials"

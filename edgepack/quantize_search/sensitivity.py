@@ -30,17 +30,15 @@ def channel_sqnr_db(ref: np.ndarray, quantised: np.ndarray, axis: int) -> float:
     """The worst per-channel SQNR (dB) of `quantised` against `ref` along `axis`."""
     # float32 values stay float32 (an activation map of millions of values: no float64 copies);
     # the sums run in float64
-    dtype = np.float32 if np.asarray(ref).dtype == np.float32 and np.asarray(quantised).dtype == np.float32 else np.float64
-    ref = np.asarray(ref, dtype)
-    q = np.asarray(quantised, dtype).reshape(ref.shape)
+    ref, quantised = np.asarray(ref), np.asarray(quantised)
+    dtype = np.float32 if ref.dtype == np.float32 and quantised.dtype == np.float32 else np.float64
+    ref = ref.astype(dtype, copy=False)
+    q = quantised.astype(dtype, copy=False).reshape(ref.shape)
     if ref.ndim == 0 or ref.size == 0:
         return CAP_DB
     axis = axis % ref.ndim
-    if all(d == 1 for d in ref.shape[:axis]):  # a batch of one before the channel axis: no copy
-        r, e = ref.reshape(ref.shape[axis], -1), (q - ref).reshape(ref.shape[axis], -1)
-    else:
-        r = np.moveaxis(ref, axis, 0).reshape(ref.shape[axis], -1)
-        e = np.moveaxis(q - ref, axis, 0).reshape(ref.shape[axis], -1)
+    r = np.moveaxis(ref, axis, 0).reshape(ref.shape[axis], -1)
+    e = np.moveaxis(q - ref, axis, 0).reshape(ref.shape[axis], -1)
     if r.shape[1] < MIN_CHANNEL_VALUES:
         r, e = r.reshape(1, -1), e.reshape(1, -1)
     sig = np.einsum("ij,ij->i", r, r, dtype=np.float64) / r.shape[1]

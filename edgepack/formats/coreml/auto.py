@@ -23,6 +23,7 @@ chosen, then the artifact is converted once.
 from __future__ import annotations
 
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -160,7 +161,7 @@ class CoreMLBackend:
             return []
         return [(f"{self.compute} weights in float layers and their readers", {**base, "float_weights": self.compute})]
 
-    def fixes(self, base: dict[str, Any], sensitive: tuple[str, ...] = ()) -> list[tuple[str, dict[str, Any]]]:
+    def fixes(self, base: dict[str, Any], sensitive: Callable[[], tuple[str, ...]] = tuple) -> list[tuple[str, dict[str, Any]]]:
         # no percentile range: the emulator's calibration keeps each activation's min and max only
         return standard_fixes(base, percentile=False)
 

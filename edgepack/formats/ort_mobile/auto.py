@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -140,16 +141,17 @@ class OrtBackend:
         q = self.quant
         return {"method": q.method, "per_channel": q.per_channel, "percentile": q.percentile, "range_margin": 0.0, "float_weights": "int8"}
 
-    def fixes(self, base: dict[str, Any], sensitive: tuple[str, ...] = ()) -> list[tuple[str, dict[str, Any]]]:
+    def fixes(self, base: dict[str, Any], sensitive: Callable[[], tuple[str, ...]] = tuple) -> list[tuple[str, dict[str, Any]]]:
         """Per-channel weights, then a percentile range on the CLIP_LAYERS most sensitive layers'
         outputs (not the whole model's: ONNX Runtime's histogram calibration took 53 s on the
         layout net, four times a min/max one; edgepack's exact percentiles of a few tensors cost one
         float run), then the range margin."""
         out = standard_fixes(base, percentile=False)
-        if sensitive and base.get("method") == "minmax" and not base.get("clip_tensors"):
+        ranked = sensitive() if base.get("method") == "minmax" and not base.get("clip_tensors") else ()
+        if ranked:
             self.layers()
             by_name = {la["name"]: la for la in self._layers}
-            inner = [n for n in sensitive if n in by_name and by_name[n]["op_type"] != "input"]  # an input is the user's data
+            inner = [n for n in ranked if n in by_name and by_name[n]["op_type"] != "input"]  # an input is the user's data
             tensors = list(dict.fromkeys(by_name[n]["tensor"] for n in inner[:CLIP_LAYERS]))
             fix = (f"percentile range ({CLIP_PERCENTILE:g}) on the {len(tensors)} most sensitive layers",
                    {**base, "clip_tensors": tensors, "clip_percentile": CLIP_PERCENTILE})

@@ -12,7 +12,7 @@ the numbers (cProfile, MiniLM ONNX, int8_auto .ort: 17 quantisations, 85 s):
 - `quantize_static` first runs ONNX shape inference on the model file and loads its result, half
   a second per quantisation of MiniLM. `QuantiserMemo` keeps the inferred model of a file (by
   path, size and modification time) and hands each quantisation its own copy.
-Both apply only inside their `with` block and put the originals back on leaving it. When a
+Each applies only inside its `with` block and puts the original back on leaving it. When a
 later onnxruntime moves these names, they do nothing (the quantiser runs as it is).
 """
 from __future__ import annotations

@@ -39,6 +39,7 @@ same-named tensors.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -134,7 +135,7 @@ class TfliteBackend:
         q = self.job.quantization
         return {"method": q.method, "percentile": float(q.percentile), "per_channel": bool(q.per_channel), "range_margin": 0.0, "float_weights": "int8"}
 
-    def fixes(self, base: dict[str, Any], sensitive: tuple[str, ...] = ()) -> list[tuple[str, dict[str, Any]]]:
+    def fixes(self, base: dict[str, Any], sensitive: Callable[[], tuple[str, ...]] = tuple) -> list[tuple[str, dict[str, Any]]]:
         return standard_fixes(base)
 
     def last_resort(self, base: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:

@@ -110,15 +110,16 @@ def read_graph(buf: bytes | bytearray, io_only: bool = False) -> Graph:
         b = model.Buffers(bi) if bi < model.BuffersLength() else None
         return b is not None and (b.DataLength() > 0 or b.Offset() > 1)
 
+    inputs = tuple(int(x) for x in sg.InputsAsNumpy()) if sg.InputsLength() else ()
+    outputs = tuple(int(x) for x in sg.OutputsAsNumpy()) if sg.OutputsLength() else ()
+    sig_in: list[tuple[str, int]] = []
+    sig_out: list[tuple[str, int]] = []
+    if model.SignatureDefsLength():
+        sd = model.SignatureDefs(0)
+        sig_in = [(sd.Inputs(i).Name().decode(), sd.Inputs(i).TensorIndex()) for i in range(sd.InputsLength())]
+        sig_out = [(sd.Outputs(i).Name().decode(), sd.Outputs(i).TensorIndex()) for i in range(sd.OutputsLength())]
     tensors = []
-    wanted = range(sg.TensorsLength())
-    if io_only:
-        wanted = sorted({*(int(x) for x in sg.InputsAsNumpy()), *(int(x) for x in sg.OutputsAsNumpy())}
-                        if sg.InputsLength() or sg.OutputsLength() else set())
-        if model.SignatureDefsLength():
-            sd = model.SignatureDefs(0)
-            wanted = sorted({*wanted, *(sd.Inputs(i).TensorIndex() for i in range(sd.InputsLength())),
-                             *(sd.Outputs(i).TensorIndex() for i in range(sd.OutputsLength()))})
+    wanted = sorted({*inputs, *outputs, *(i for _, i in sig_in + sig_out)}) if io_only else range(sg.TensorsLength())
     for i in wanted:
         t = sg.Tensors(i)
         q = t.Quantization()
@@ -154,17 +155,11 @@ def read_graph(buf: bytes | bytearray, io_only: bool = False) -> Graph:
             metadata[(m.Name() or b"").decode()] = b.DataAsNumpy().tobytes()
         elif b is not None and b.Offset() > 1:
             metadata[(m.Name() or b"").decode()] = bytes(buf[b.Offset() : b.Offset() + b.Size()])
-    sig_in: list[tuple[str, int]] = []
-    sig_out: list[tuple[str, int]] = []
-    if model.SignatureDefsLength():
-        sd = model.SignatureDefs(0)
-        sig_in = [(sd.Inputs(i).Name().decode(), sd.Inputs(i).TensorIndex()) for i in range(sd.InputsLength())]
-        sig_out = [(sd.Outputs(i).Name().decode(), sd.Outputs(i).TensorIndex()) for i in range(sd.OutputsLength())]
     return Graph(
         tensors={t.index: t for t in tensors} if io_only else tuple(tensors),
         ops=tuple(ops),
-        inputs=tuple(int(x) for x in sg.InputsAsNumpy()) if sg.InputsLength() else (),
-        outputs=tuple(int(x) for x in sg.OutputsAsNumpy()) if sg.OutputsLength() else (),
+        inputs=inputs,
+        outputs=outputs,
         metadata=metadata,
         signature_inputs=tuple(sig_in),
         signature_outputs=tuple(sig_out),
