@@ -72,12 +72,3 @@ def conv_fp32(path: Path, cin: int = 8, width: int = 16, hw: int = 12, seed: int
     model.ir_version = 8
     onnx.save(model, str(path))
     return path
-
-
-def host_has_vnni() -> bool:
-    """x86 VNNI (vpdpbusd): ONNX Runtime's u8 kernels then accumulate in 32 bits, as arm64's UDOT does."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "avx512_vnni" in flags or "avx_vnni" in flags

@@ -14,7 +14,7 @@ from edgepack.arm64.compare import compare_outputs, summary
 from edgepack.arm64.cpuinfo import cpuinfo_text
 from edgepack.arm64.home import ready
 from edgepack.errors import ConfigError
-from test_arm64_models import conv_fp32, host_has_vnni, qlinearconv_reference, qlinearconv_u8
+from test_arm64_models import conv_fp32, qlinearconv_reference, qlinearconv_u8
 
 SETUP = "arm64 runtime not set up: run `edgepack setup arm64`"
 
@@ -122,8 +122,8 @@ def test_fp32_conv_arm64_differs_from_host_and_is_reported(tmp_path):
 @pytest.mark.slow
 def test_u8_qlinearconv_arm64_against_host_and_exact_reference(tmp_path):
     """The u8 QLinearConv of the arm64 probe: arm64 (UDOT) matches the exact integer reference.
-    On x86 without VNNI, ONNX Runtime's u8 kernel saturates 16-bit pair sums and the report shows
-    values differing by many LSB; on a VNNI host (this project's AMD EPYC) x86 is exact too."""
+    Some x86 hosts' u8 kernels saturate 16-bit pair sums (the report then shows many LSB), others
+    are exact; the report must give the real host-to-arm64 distance either way."""
     need_arm64()
     path, p = qlinearconv_u8(tmp_path / "qconv.onnx")
     x = np.random.default_rng(1).integers(0, 256, (1, 16, 12, 12)).astype(np.uint8)
@@ -139,5 +139,6 @@ def test_u8_qlinearconv_arm64_against_host_and_exact_reference(tmp_path):
     vs = compare_outputs(["y"], host, run.outputs)["outputs"][0]
     diff = np.abs(host[0][0].astype(np.int64) - arm)
     assert (vs["differing"], vs["max_lsb"]) == (int((diff > 0).sum()), int(diff.max()))
-    if not host_has_vnni():
-        assert vs["differing"] > 0 and vs["max_lsb"] > 1
+    # Which x86 kernel ONNX Runtime picks (and whether it saturates 16-bit pair sums) depends on
+    # the host CPU (CI's host was exact, this project's earlier host was not), so the test does not
+    # predict the host: it checks arm64 against the exact reference and the report against both.
