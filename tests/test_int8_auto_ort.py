@@ -68,8 +68,8 @@ def test_search_finds_the_outlier_conv_and_falls_back_only_it(outlier_files, tmp
     assert last["fallbacks"] == 1 and last["values"]["logits"]["min_cosine"] >= 0.99
     assert recipe.search["fit_samples"] == 16 and recipe.search["check_samples"] == 8
     assert recipe.search["confirm_samples"] == 8  # a pass is judged on 16 samples (MIN_JUDGED)
-    # full int8, two fixes, counts 1-5 at int16 and at float (5 layers: no probe first), one last round
-    assert recipe.search["candidates"] == 14
+    # full int8, two fixes, counts 1, 2, 4 and 5 at int16 and at float (5 layers: no probe first), one last round
+    assert recipe.search["candidates"] == 12
 
 
 def test_constant_weights_become_int8(tmp_path):
@@ -305,3 +305,41 @@ def test_the_percentile_fix_clips_only_the_most_sensitive_layers_outputs(outlier
     assert a[tensor] == pytest.approx((max(hi, 0) - min(lo, 0)) / 255, rel=1e-6)
     assert a[tensor] < b[tensor] * 0.999 and x.max() > hi
     assert {k: v for k, v in a.items() if k != tensor} == {k: v for k, v in b.items() if k != tensor}
+
+
+def test_the_final_quantisation_merges_the_fit_parts_ranges_byte_for_byte(outlier_files, tmp_path):
+    """The artifact after a min/max search takes the search's fit-part calibration and calibrates
+    only the check part (merge_minmax): the ranges equal one calibration over every sample, and the
+    .onnx is byte for byte the one calibrated over all of them at once, whether the search made the
+    fit part's cache (its candidates) or not (a reused recipe), with a range margin and int16 too."""
+    from onnxruntime.quantization.calibrate import load_tensors_data
+
+    from edgepack.formats.ort_mobile.quantize import calibrate_minmax, merge_minmax
+    from edgepack.quantize_search.search import split_calibration
+
+    samples = _samples(12, seed=3)
+    fit, check = split_calibration(samples)
+    for d in ("a", "r0", "r1"):
+        (tmp_path / d).mkdir()
+    searched = _backend(outlier_files, tmp_path / "a")
+    names = [la["name"] for la in searched.layers()]
+    pre = searched.prepared(True)[0]
+    whole = load_tensors_data(calibrate_minmax(pre, samples, {"image": "image"}, tmp_path / "whole.json"))
+    merged = load_tensors_data(merge_minmax([calibrate_minmax(pre, part, {"image": "image"}, tmp_path / f"p{i}.json")
+                                             for i, part in enumerate((fit, check))], tmp_path / "merged.json"))
+    assert sorted(whole) == sorted(merged) and len(list(whole)) >= 8
+    assert all(np.array_equal(whole[t].range_value[k], merged[t].range_value[k]) for t in whole for k in (0, 1))
+    # one check sample holds a range of its own: the merge is not the fit part's alone
+    fit_only = load_tensors_data(tmp_path / "p0.json")
+    assert any(not np.array_equal(fit_only[t].range_value[1], merged[t].range_value[1]) for t in merged)
+    for i, (base, precisions) in enumerate([
+        (searched.base(), {}),
+        ({**searched.base(), "range_margin": 0.1}, {names[1]: "int16"}),
+    ]):
+        searched.build(base, precisions, fit)  # the search's candidate: the fit part's cache is made
+        assert searched.ranges_path(base, fit).is_file()
+        reused = _backend(outlier_files, tmp_path / f"r{i}")  # a reused recipe: no search ran
+        a = searched.final(base, precisions, samples, tmp_path / f"a{i}.onnx").read_bytes()
+        b = reused.final(base, precisions, samples, tmp_path / f"b{i}.onnx").read_bytes()
+        direct = searched.quantise(base, precisions, samples, tmp_path / f"d{i}.onnx", cache=False).read_bytes()
+        assert a == b == direct, i

@@ -11,7 +11,8 @@
                 "samples": how many samples judged it (1 for a clear miss on its first look)}],
      "search": {"fit_samples", "check_samples", "confirm_samples", "candidates", "seconds", "reused",
                 "sensitivity", "met_headroom": false when no candidate met the search's thresholds and the
-                recipe is the fewest fallbacks that met the gate's own},
+                recipe is the fewest fallbacks that met the gate's own, "fewest_within": [lo, hi] the
+                bracket the bisection left (the fewest passing count lies in it; the recipe takes hi)},
      "budget": {output: {key: {"value", "source", "searched": the threshold the search held}}}}
 
 A recipe given back (`--recipe FILE`, or `[formats.<fmt>] recipe = "FILE"`) is applied as it is,

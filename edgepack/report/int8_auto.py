@@ -194,6 +194,9 @@ def cost_text(rec: dict) -> str:
         text += f" on {s['fit_samples']} fit + {s.get('check_samples')} check samples"
     if s.get("sensitivity"):
         text += f" (sensitivity: {s['sensitivity']})"
+    lo, hi = s.get("fewest_within") or (None, None)
+    if lo is not None and lo < hi:
+        text += f"; the fewest that meet the budget lie between {lo} and {hi} fallbacks (bisected to within 1/8)"
     if s.get("met_headroom") is False:
         text += "; no candidate met the search's headroom: the fewest fallbacks that met the gate's own thresholds"
     return text

@@ -108,7 +108,7 @@ class OrtMobile(Format):
         backend = OrtBackend(fp32, job.workdir, job.quantization, names, job.progress.track, level, platform)
         recipe = recipe_for(job, self.name, backend)
         onnx_path = job.workdir / f"{job.stem}.int8_auto.onnx"
-        backend.quantise(recipe.base, recipe.precision_of(), list(job.calibration), onnx_path, cache=False)
+        backend.final(recipe.base, recipe.precision_of(), list(job.calibration), onnx_path)
         prep = backend.prepared(bool(recipe.base["per_channel"]))[1]
         c = recipe.counts()
         how = recipe.provenance()

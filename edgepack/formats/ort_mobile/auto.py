@@ -15,6 +15,7 @@ session options of the .ort it would become.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -22,9 +23,9 @@ from typing import Any
 
 import numpy as np
 
-from ...quantize_search.search import LastSession, standard_fixes
+from ...quantize_search.search import LastSession, split_calibration, standard_fixes
 from ...quantize_search.sensitivity import CAP_DB, added_db, default_axis, own_rounding_db
-from .quantize import prepare_for_int8, quantize_prepared, weight_quant_params
+from .quantize import calibrate_minmax, merge_minmax, prepare_for_int8, quantize_prepared, weight_quant_params
 from .quantiser_speed import QuantiserMemo
 
 # Node types ONNX Runtime's QDQ quantiser quantises (its registry), read at first use.
@@ -191,11 +192,37 @@ class OrtBackend:
         return [(f"float layers keep {'fp32' if w == 'float' else w} weights", {**base, "float_weights": w}) for w in later]
 
     # -- candidates ------------------------------------------------------------------------
+    def ranges_path(self, base: dict[str, Any], samples: list) -> Path:
+        """The calibration cache of `base`'s method over `samples` (these very sample objects: the
+        search's fit part, the final's parts)."""
+        key = hashlib.sha1(repr([id(s) for s in samples]).encode()).hexdigest()[:12]
+        return self._tmp / f"ranges.{base['method']}.{base['percentile']}.{base['per_channel']}.{len(samples)}.{key}.json"
+
+    def final(self, base: dict[str, Any], precisions: dict[str, str], samples: list, dest: Path) -> Path:
+        """The artifact: `base` and `precisions` quantised over every calibration sample. With
+        min/max ranges, those over all the samples are the merge of the search's fit part's (made
+        by the search, or here when a recipe is reused) and the check part's (merge_minmax: the same
+        values), so only the check part is calibrated again (layout: 4 of 12 samples); other
+        methods calibrate over all of them."""
+        if base["method"] != "minmax" or len(samples) < 3:
+            return self.quantise(base, precisions, samples, dest, cache=False)
+        pre = self.prepared(bool(base["per_channel"]))[0]
+        parts = []
+        for part in split_calibration(samples):
+            path = self.ranges_path(base, part)
+            if not path.is_file():
+                calibrate_minmax(pre, part, self.input_names, path)
+            parts.append(path)
+        merged = merge_minmax(parts, self._tmp / f"ranges.minmax.{base['per_channel']}.all.{len(samples)}.json")
+        return self.quantise(base, precisions, samples, dest, ranges=merged)
+
     def quantise(self, base: dict[str, Any], precisions: dict[str, str], samples: list, dest: Path, cache: bool = True,
-                 reuse_weights: bool = True) -> Path:
+                 reuse_weights: bool = True, ranges: Path | None = None) -> Path:
         """`base` and `precisions` quantised over `samples` into `dest`. `reuse_weights`: the weight
         scales and zero points of the first candidate with the same per-channel setting go to the
-        quantiser (weight_quant_params: they depend on the weights alone; the same bytes)."""
+        quantiser (weight_quant_params: they depend on the weights alone; the same bytes).
+        `ranges`: a calibration cache of `samples` to take instead of calibrating (`cache`: keep
+        the one made here for the next candidate over the same samples)."""
         self.layers()
         pre, _ = self.prepared(bool(base["per_channel"]))
         by_name = {la["name"]: la for la in self._layers}
@@ -210,7 +237,7 @@ class OrtBackend:
                 exclude += [*la["members"], *self._consumers.get(la["tensor"], [])]
                 floats += la["members"]
         quant = dataclasses.replace(self.quant, method=base["method"], per_channel=bool(base["per_channel"]), percentile=float(base["percentile"]))
-        calib = self._tmp / f"ranges.{base['method']}.{base['percentile']}.{base['per_channel']}.{len(samples)}.json" if cache else None
+        calib = ranges or (self.ranges_path(base, samples) if cache else None)
         clips = self.clip_ranges(base, samples)
         if int16:
             pre = self.at_int16_opset(pre)
@@ -322,10 +349,13 @@ class OrtBackend:
         return {k: float(min(v)) for k, v in acc.items()}
 
 
-# The error map fetches every tensor of both models per sample (the layout net: 750 M values, 5 s of
-# the run being their copies); past MAP_MAX_VALUES fetched it stops, after MAP_MIN_SAMPLES samples.
-MAP_MIN_SAMPLES = 2
-MAP_MAX_VALUES = 1_000_000_000
+# The error map fetches every tensor of both models per sample (layout: 490 M values, 2 GB a
+# sample, most of its run being their copies); once MAP_MAX_VALUES are fetched it stops, after
+# MAP_MIN_SAMPLES samples. On layout one sample gave the same recipe as three (207 fallbacks, the
+# same size and held-out cosine), the map 6 s instead of 17 and the build's peak memory 2.8 GB
+# instead of 5; smaller nets still take up to MAP_SAMPLES.
+MAP_MIN_SAMPLES = 1
+MAP_MAX_VALUES = 400_000_000
 CLIP_LAYERS = 8  # the percentile fix clips the outputs of this many of the most sensitive layers
 CLIP_PERCENTILE = 99.99
 INT16_OPSET = 21  # the opset from which ONNX Runtime's quantiser takes 16-bit types as native

@@ -262,6 +262,42 @@ def widen_ranges(src: Path, dest: Path, margin: float, overrides: dict[str, tupl
     return dest
 
 
+def calibrate_minmax(pre: Path, samples: list[Sample], input_names: dict[str, str], dest: Path) -> Path:
+    """ONNX Runtime's MinMax calibration of the prepared model `pre` over `samples`, saved as its
+    calibration cache `dest`: the calibrator quantize_static creates (every type its QDQ and QLinear
+    registries quantise; asymmetric ranges, no moving average), without the quantisation after it."""
+    from onnxruntime.quantization.calibrate import CalibrationMethod, create_calibrator, save_tensors_data
+    from onnxruntime.quantization.registry import QDQRegistry, QLinearOpsRegistry
+
+    with tempfile.TemporaryDirectory(prefix="calib.", dir=dest.parent) as tmp:
+        calibrator = create_calibrator(Path(pre), sorted(set(QDQRegistry) | set(QLinearOpsRegistry)),
+                                       augmented_model_path=str(Path(tmp) / "augmented_model.onnx"),
+                                       calibrate_method=CalibrationMethod.MinMax)
+        calibrator.collect_data(_Reader(input_names, iter(samples)))
+        save_tensors_data(calibrator.compute_data(), dest)
+        del calibrator
+    return dest
+
+
+def merge_minmax(parts: list[Path], dest: Path) -> Path:
+    """The MinMax calibration cache of the samples of every cache in `parts` together: ONNX
+    Runtime's MinMax range of a tensor is the lowest and highest of its per-sample minima and
+    maxima, so each tensor's range is the lowest of the parts' lows and the highest of their highs:
+    the same values as one calibration over all the samples (tested)."""
+    import numpy as np
+    from onnxruntime.quantization.calibrate import CalibrationMethod, TensorData, TensorsData, load_tensors_data, save_tensors_data
+
+    datas = [load_tensors_data(p) for p in parts]
+    out = {}
+    for name in datas[0]:
+        tds = [d[name] for d in datas if name in d]
+        lo = np.minimum.reduce([np.asarray(td.range_value[0]) for td in tds])
+        hi = np.maximum.reduce([np.asarray(td.range_value[1]) for td in tds])
+        out[name] = TensorData(lowest=lo.astype(np.asarray(tds[0].range_value[0]).dtype), highest=hi.astype(np.asarray(tds[0].range_value[1]).dtype))
+    save_tensors_data(TensorsData(CalibrationMethod.MinMax, out), dest)
+    return dest
+
+
 def to_int8_qdq(src: Path, dest: Path, *, samples: list[Sample], quant: QuantSettings, input_names: dict[str, str], track) -> str | None:
     """Static int8 QDQ: prepare_for_int8, then quantize_static with the chosen calibration method.
     Returns the extra route steps (opset upgrade, Constant weights), else None."""
