@@ -40,11 +40,12 @@ and clipped a held-out sample (cosine 0.931; 1.0000 with either in float).
 
 Cost: one build and one check run per candidate (and a confirming run for the pass it takes,
 and for the full int8, fix and skip-one candidates that pass, on fewer than MIN_JUDGED check
-samples). After plain int8 and the fixes, the counts 1, 2 and 4
-are tried (3 when 2 misses and 4 passes), then the first passing count is bisected between 4 and N, so a model with N layers
-costs about 4 + log2(N) candidates per fallback option, not N; past 16 fallbacks the bisection stops
-within 1/8 of the fewest (resolution), so a net that needs hundreds saves its last few steps. One candidate with every layer at
-the option tells whether the option can meet the budget at all (after the first four counts;
+samples). After plain int8 and the fixes, the counts 1, 2 and 4 are tried (3 when 2 misses and
+4 passes), then the first passing count is bisected between 4 and N, so a model with N layers
+costs about 3 + log2(N) candidates per fallback option, not N; past 16 fallbacks the bisection
+stops within 1/8 of the fewest (resolution), so a net that needs hundreds saves its last few
+steps. One candidate with every layer at the option tells whether the option can meet the budget
+at all (after the first counts;
 first, on models with more than 16 layers); when it cannot, the search moves to the next option
 at once. A fallback candidate runs FIRST_LOOK check sample first and the rest only when that one
 does not already miss a worst-sample check (min_cosine, max_abs, non-finite values) at the gate's
