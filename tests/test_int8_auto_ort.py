@@ -343,3 +343,7 @@ def test_the_final_quantisation_merges_the_fit_parts_ranges_byte_for_byte(outlie
         b = reused.final(base, precisions, samples, tmp_path / f"b{i}.onnx").read_bytes()
         direct = searched.quantise(base, precisions, samples, tmp_path / f"d{i}.onnx", cache=False).read_bytes()
         assert a == b == direct, i
+    few = samples[:2]  # below 3 samples both parts are all of them: the search's own cache, taken once
+    searched.build(searched.base(), {}, few)
+    a = searched.final(searched.base(), {}, few, tmp_path / "a_few.onnx").read_bytes()
+    assert a == searched.quantise(searched.base(), {}, few, tmp_path / "d_few.onnx", cache=False).read_bytes()

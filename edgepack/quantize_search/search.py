@@ -347,7 +347,7 @@ def search(
         movers = getattr(backend, "movers", None)
         known = set(names)
         movers = {k: v for k, v in (movers() if movers is not None else {}).items() if k in known}
-        found, bracket = None, None
+        found = None
         tried: dict[tuple[str, int], Figures] = {}
         rounds = [(option, base, "") for option in backend.fallback_options]
         last = getattr(backend, "last_resort", None)

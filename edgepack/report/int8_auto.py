@@ -12,6 +12,7 @@ from html import escape as e
 from typing import Any
 
 from ..quantize_search.recipe import SUFFIX as RECIPE_SUFFIX
+from ..quantize_search.search import BISECT_SHARE
 from ..types import ArtifactResult
 from .summary import TERMINAL_WIDTH, clip, human_size
 from .svg import StepPoint, steps_chart
@@ -196,7 +197,7 @@ def cost_text(rec: dict) -> str:
         text += f" (sensitivity: {s['sensitivity']})"
     lo, hi = s.get("fewest_within") or (None, None)
     if lo is not None and lo < hi:
-        text += f"; the fewest that meet the budget lie between {lo} and {hi} fallbacks (bisected to within 1/8)"
+        text += f"; the fewest that meet the budget lie between {lo} and {hi} fallbacks (bisected to within 1/{BISECT_SHARE})"
     if s.get("met_headroom") is False:
         text += "; no candidate met the search's headroom: the fewest fallbacks that met the gate's own thresholds"
     return text

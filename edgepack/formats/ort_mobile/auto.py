@@ -202,9 +202,9 @@ class OrtBackend:
         """The artifact: `base` and `precisions` quantised over every calibration sample. With
         min/max ranges, those over all the samples are the merge of the search's fit part's (made
         by the search, or here when a recipe is reused) and the check part's (merge_minmax: the same
-        values), so only the check part is calibrated again (layout: 4 of 12 samples); other
-        methods calibrate over all of them."""
-        if base["method"] != "minmax" or len(samples) < 3:
+        values), so only the check part is calibrated again (layout: 4 of 12 samples; below 3
+        samples both parts are all of them, the search's cache); other methods calibrate over all."""
+        if base["method"] != "minmax":
             return self.quantise(base, precisions, samples, dest, cache=False)
         pre = self.prepared(bool(base["per_channel"]))[0]
         parts = []

@@ -291,9 +291,9 @@ def merge_minmax(parts: list[Path], dest: Path) -> Path:
     out = {}
     for name in datas[0]:
         tds = [d[name] for d in datas if name in d]
-        lo = np.minimum.reduce([np.asarray(td.range_value[0]) for td in tds])
+        lo = np.minimum.reduce([np.asarray(td.range_value[0]) for td in tds])  # the parts' dtype
         hi = np.maximum.reduce([np.asarray(td.range_value[1]) for td in tds])
-        out[name] = TensorData(lowest=lo.astype(np.asarray(tds[0].range_value[0]).dtype), highest=hi.astype(np.asarray(tds[0].range_value[1]).dtype))
+        out[name] = TensorData(lowest=lo, highest=hi)
     save_tensors_data(TensorsData(CalibrationMethod.MinMax, out), dest)
     return dest
 
