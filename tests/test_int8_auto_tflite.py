@@ -145,6 +145,32 @@ def test_a_fallback_reaches_the_ops_that_read_the_layer(outlier):
     assert int8_weight_share(_graph(outlier["fm"].content)) == {"int8_weight_share": 0.0, "weight_elements": 1472, "int8_weight_elements": 0}
 
 
+def test_candidates_share_one_quantiser_and_get_the_bytes_of_a_fresh_one(outlier):
+    """The backend keeps one ai-edge-quantizer Quantizer for every candidate (it parses the float
+    model once); each candidate's bytes equal those of a fresh Quantizer, whatever came before:
+    int16, float, per-tensor, then plain int8 again."""
+    from edgepack.formats.tflite import variants
+    from edgepack.formats.tflite.auto import TfliteBackend
+
+    be, names, fit = outlier["backend"], outlier["names"], _samples(16)
+    base = be.base()
+    asks = [(base, {names[1]: "int16"}), (base, {names[1]: "float", names[2]: "int16"}), ({**base, "per_channel": False}, {}), (base, {})]
+    fresh = TfliteBackend(outlier["job"], outlier["fm"], "nhwc")
+    got = []
+    for b, precisions in asks:
+        got.append(be.build(b, precisions, fit))
+        fresh._quantizer = {}  # a new Quantizer for every candidate
+        assert got[-1] == fresh.build(b, precisions, fit)
+    assert be._quantizer["model"] is outlier["fm"].content
+    q = be._quantizer["quantizer"]
+    be.build(base, {names[1]: "int16"}, fit)
+    assert be._quantizer["quantizer"] is q
+    assert len({hashlib.sha256(c).hexdigest() for c in got}) == 4
+    g = _graph(got[0])
+    assert [g.tensors[op.outputs[0]].dtype for op in g.ops if op.name == "CONV_2D"] == ["int16", "int16", "int8"]
+    assert variants.make(outlier["fm"].content, variants.VARIANTS["int8_auto"], per_channel=True, qsvs=be.qsvs(base, {}, fit), where="x") == got[3]
+
+
 def test_fixes_and_the_range_margin(outlier):
     be = outlier["backend"]
     base = {**be.base(), "per_channel": False}

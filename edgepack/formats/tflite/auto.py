@@ -87,6 +87,7 @@ class TfliteBackend:
         self._keys: dict[int, str] = {}  # op index -> quantiser op key, for quantisable ops
         self._readers: dict[int, list[int]] = {}  # tensor index -> quantisable ops that read it
         self._last = LastSession()  # the search runs a candidate in two goes
+        self._quantizer: dict = {}  # variants.make's one quantiser for every candidate
 
     # -- the model -------------------------------------------------------------------------
     def layers(self) -> list[dict[str, Any]]:
@@ -189,7 +190,7 @@ class TfliteBackend:
         scopes = tuple(kept.scopes(self.graph)) if kept is not None else ()
         return variants.make(
             self.fm.content, v, per_channel=bool(base["per_channel"]), qsvs=qsvs, where=self.job.source.spec,
-            float_scopes=scopes, layer_configs=self.layer_configs(eff),
+            float_scopes=scopes, layer_configs=self.layer_configs(eff), reuse=self._quantizer,
         )
 
     def session(self, candidate: bytes, *, xnnpack: bool = True, keep: bool = False) -> LiteRtSession:

@@ -51,6 +51,17 @@ VARIANTS: dict[str, Variant] = {
 }
 
 
+def _quantizer(quantizer, float_model: bytes, recipe, reuse: dict | None):
+    if reuse is not None and reuse.get("model") is float_model:
+        q = reuse["quantizer"]
+        q.load_quantization_recipe(recipe)
+        return q
+    q = quantizer.Quantizer(bytearray(float_model), recipe)
+    if reuse is not None:
+        reuse.update(model=float_model, quantizer=q)
+    return q
+
+
 def _recipe(v: Variant, per_channel: bool, float_scopes: tuple[str, ...] = (), layer_configs: tuple[tuple[str, str, str], ...] = ()):
     require("ai_edge_quantizer", "tflite", "Quantising .tflite models")
     from ai_edge_quantizer import algorithm_manager, qtyping, recipe_manager
@@ -123,11 +134,13 @@ def _fp16_weights(qtyping):
 
 def make(
     float_model: bytes, v: Variant, *, per_channel: bool, qsvs: dict | None, where: str, float_scopes: tuple[str, ...] = (),
-    layer_configs: tuple[tuple[str, str, str], ...] = (),
+    layer_configs: tuple[tuple[str, str, str], ...] = (), reuse: dict | None = None,
 ) -> bytes:
     """The `v` variant of `float_model` as flatbuffer bytes; static variants keep the ops that
     `float_scopes` (recipe regexes) match in float32, and give each (scope, op key, precision) of
-    `layer_configs` its int8_auto fallback (layer_config)."""
+    `layer_configs` its int8_auto fallback (layer_config). `reuse`, a dict the caller keeps,
+    holds one quantiser per float model across calls (int8_auto's candidates): the quantiser
+    parses the model once and copies it, by views, for each quantisation."""
     if v.kind == "float":
         return float_model
     require("ai_edge_quantizer", "tflite", "Quantising .tflite models")
@@ -136,7 +149,7 @@ def make(
     for name in ("absl", "ai_edge_quantizer"):
         logging.getLogger(name).setLevel(logging.ERROR)
     try:
-        q = quantizer.Quantizer(bytearray(float_model), _recipe(v, per_channel, float_scopes, layer_configs))
+        q = _quantizer(quantizer, float_model, _recipe(v, per_channel, float_scopes, layer_configs), reuse)
         with quiet_native(), warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
             warnings.simplefilter("ignore")  # its interpreters keep all tensors, and say so
             result = q.quantize(qsvs if v.kind == "static" else None, enable_progress_bar=False, enable_progress_report=False)
