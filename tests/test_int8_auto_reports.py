@@ -171,6 +171,32 @@ def test_markdown_block_text():
     assert sum(1 for ln in md if ln.startswith("- search: ")) == 1  # only the int8_auto cell has a block
 
 
+def test_a_recipe_with_no_layer_left_in_int8_says_it_is_no_int8_model():
+    """ocr_det's tier cells: the bisection's bracket reached every layer; the report must not let
+    such an artifact pass as int8 (markdown, HTML and the terminal say so)."""
+    from edgepack.report.int8_auto import none_int8_text
+
+    rec = recipe()
+    assert none_int8_text(rec) is None
+    rec["layers"] = [{**la, "precision": "float"} for la in rec["layers"]]
+    rec["fallbacks"] = [la["name"] for la in rec["layers"]]
+    rec["counts"] = {"int8": 0, "int16": 0, "float": 5}
+    text = ("no layer stays int8: the budget took every layer to float, so this artifact computes as that, with only its "
+            "weights narrower; compare its size and latency with the format's fp16 variant")
+    assert none_int8_text(rec) == text
+    cell = _with(rec)
+    block = markdown_block(cell)
+    assert block[1] == "- 0 layers int8, 0 int16, 5 float; 16.8 KB" and block[2] == f"- ⚠️ {text}"
+    assert terminal_line(cell) == "int8_auto ort: every layer fell back (5), no int8 left, 6 candidates, 3.1 s"
+    rep = dataclasses.replace(auto_build(), artifacts=[auto_build().artifacts[0], cell, *auto_build().artifacts[2:]])
+    assert f"<p>⚠️ {text}.</p>" in report_html(rep, report_json(rep)).replace("&#x27;", "'")
+    rec["counts"] = {"int8": 0, "int16": 3, "float": 2}
+    assert "every layer to int16 activations or float," in none_int8_text(rec)
+    rec["counts"] = {"int8": 0, "int16": 5, "float": 0}
+    assert "every layer to int16 activations," in none_int8_text(rec)
+    assert none_int8_text({**rec, "counts": {"int8": 0, "int16": 0, "float": 0}}) is None
+
+
 def test_a_recipe_that_met_only_the_gates_thresholds_says_so():
     from edgepack.report.int8_auto import cost_text
 

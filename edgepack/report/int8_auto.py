@@ -214,6 +214,17 @@ def _counts_text(rec: dict) -> str:
     return f"{c.get('int8', 0)} layers int8, {c.get('int16', 0)} int16, {c.get('float', 0)} float"
 
 
+def none_int8_text(rec: dict) -> str | None:
+    """What to say when the budget left no layer in int8: the artifact is then no int8 model at
+    all, only its weights are narrow, and a plain fp16 variant may serve as well."""
+    c = _counts(rec)
+    if c.get("int8", 0) or not (c.get("int16", 0) or c.get("float", 0)):
+        return None
+    what = "int16 activations or float" if c.get("int16", 0) and c.get("float", 0) else ("int16 activations" if c.get("int16", 0) else "float")
+    return (f"no layer stays int8: the budget took every layer to {what}, so this artifact computes as "
+            "that, with only its weights narrower; compare its size and latency with the format's fp16 variant")
+
+
 # ---- report.md ----
 
 def markdown_block(r: ArtifactResult) -> list[str]:
@@ -225,6 +236,8 @@ def markdown_block(r: ArtifactResult) -> list[str]:
     share = (r.artifact.details or {}).get("int8_weight_share")
     lines = [f"**{r.target} · {r.artifact.format} · {r.artifact.precision}**" + (f" (recipe `{f}`)" if f else "")]
     lines.append(f"- {_counts_text(rec)}; {human_size(r.size_bytes)}" + (f"; int8 weights {share:.1%}" if share is not None else ""))
+    if none_int8_text(rec):
+        lines.append(f"- ⚠️ {none_int8_text(rec)}")
     falls = _fallback_layers(rec)
     if falls:
         lines.append("- fallbacks: " + "; ".join(f"`{shown(la)}` ({la.get('op_type') or '?'}) → {la['precision']}, {_sensitivity(la)}" for la in falls))
@@ -257,6 +270,8 @@ def terminal_line(r: ArtifactResult, with_target: bool = False, width: int = TER
         cost = _candidates_text(s)
     if not falls:
         return clip(head + f"no fallback, {cost}", width)
+    if none_int8_text(rec):
+        return clip(head + f"every layer fell back ({len(falls)}), no int8 left, {cost}", width)
     what = f"{len(falls)} fallback{'s' if len(falls) != 1 else ''}"
     room = width - len(head) - len(what) - len(cost) - 5  # " (" "), "
     parts: list[str] = []
@@ -316,6 +331,7 @@ def html_section(r: ArtifactResult) -> str:
         parts.append(
             f"<table class='fallbacks'><tr><th>Layer</th><th>Op</th><th>Precision</th><th>Sensitivity</th></tr>{body}</table>"
             f"<p>{c.get('int8', 0)} layer{'s' if c.get('int8', 0) != 1 else ''} stayed int8.</p>"
+            + (f"<p>⚠️ {e(none_int8_text(rec))}.</p>" if none_int8_text(rec) else "")
         )
     else:
         parts.append(f"<p>No layer left int8: all {c.get('int8', 0)} stayed int8.</p>")
