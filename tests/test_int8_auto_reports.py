@@ -181,8 +181,8 @@ def test_a_recipe_with_no_layer_left_in_int8_says_it_is_no_int8_model():
     rec["layers"] = [{**la, "precision": "float"} for la in rec["layers"]]
     rec["fallbacks"] = [la["name"] for la in rec["layers"]]
     rec["counts"] = {"int8": 0, "int16": 0, "float": 5}
-    text = ("no layer stays int8: the budget took every layer to float, so this artifact computes as that, with only its "
-            "weights narrower; compare its size and latency with the format's fp16 variant")
+    text = ("no layer stays int8: every layer fell back to float, so this artifact is no int8 model (only its weights "
+            "are narrower); compare its size and latency with the format's fp16 variant")
     assert none_int8_text(rec) == text
     cell = _with(rec)
     block = markdown_block(cell)
@@ -191,9 +191,9 @@ def test_a_recipe_with_no_layer_left_in_int8_says_it_is_no_int8_model():
     rep = dataclasses.replace(auto_build(), artifacts=[auto_build().artifacts[0], cell, *auto_build().artifacts[2:]])
     assert f"<p>⚠️ {text}.</p>" in report_html(rep, report_json(rep)).replace("&#x27;", "'")
     rec["counts"] = {"int8": 0, "int16": 3, "float": 2}
-    assert "every layer to int16 activations or float," in none_int8_text(rec)
+    assert "fell back to int16 activations or float," in none_int8_text(rec)
     rec["counts"] = {"int8": 0, "int16": 5, "float": 0}
-    assert "every layer to int16 activations," in none_int8_text(rec)
+    assert "fell back to int16 activations," in none_int8_text(rec)
     assert none_int8_text({**rec, "counts": {"int8": 0, "int16": 0, "float": 0}}) is None
 
 

@@ -221,8 +221,8 @@ def none_int8_text(rec: dict) -> str | None:
     if c.get("int8", 0) or not (c.get("int16", 0) or c.get("float", 0)):
         return None
     what = "int16 activations or float" if c.get("int16", 0) and c.get("float", 0) else ("int16 activations" if c.get("int16", 0) else "float")
-    return (f"no layer stays int8: the budget took every layer to {what}, so this artifact computes as "
-            "that, with only its weights narrower; compare its size and latency with the format's fp16 variant")
+    return (f"no layer stays int8: every layer fell back to {what}, so this artifact is no int8 model "
+            "(only its weights are narrower); compare its size and latency with the format's fp16 variant")
 
 
 # ---- report.md ----
