@@ -82,10 +82,10 @@ def main() -> None:
     args = ap.parse_args()
     import build_real
 
-    wanted = [tuple(c.split("/", 1)) for c in args.cells]
     bad = [c for c in args.cells if "/" not in c]
     if bad:
         raise SystemExit(f"int8_auto_real_cost: give cells as MODEL/FMT, e.g. layout/ort (got {' '.join(bad)})")
+    wanted = [tuple(c.split("/", 1)) for c in args.cells]
     results = {f"{m}/{f}": [] for m, f in wanted}
     with tempfile.TemporaryDirectory(prefix="ep_auto_cost_") as tmp:
         work = Path(tmp)

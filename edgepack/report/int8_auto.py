@@ -236,8 +236,8 @@ def markdown_block(r: ArtifactResult) -> list[str]:
     share = (r.artifact.details or {}).get("int8_weight_share")
     lines = [f"**{r.target} · {r.artifact.format} · {r.artifact.precision}**" + (f" (recipe `{f}`)" if f else "")]
     lines.append(f"- {_counts_text(rec)}; {human_size(r.size_bytes)}" + (f"; int8 weights {share:.1%}" if share is not None else ""))
-    if none_int8_text(rec):
-        lines.append(f"- ⚠️ {none_int8_text(rec)}")
+    if warn := none_int8_text(rec):
+        lines.append(f"- ⚠️ {warn}")
     falls = _fallback_layers(rec)
     if falls:
         lines.append("- fallbacks: " + "; ".join(f"`{shown(la)}` ({la.get('op_type') or '?'}) → {la['precision']}, {_sensitivity(la)}" for la in falls))
@@ -331,7 +331,7 @@ def html_section(r: ArtifactResult) -> str:
         parts.append(
             f"<table class='fallbacks'><tr><th>Layer</th><th>Op</th><th>Precision</th><th>Sensitivity</th></tr>{body}</table>"
             f"<p>{c.get('int8', 0)} layer{'s' if c.get('int8', 0) != 1 else ''} stayed int8.</p>"
-            + (f"<p>⚠️ {e(none_int8_text(rec))}.</p>" if none_int8_text(rec) else "")
+            + (f"<p>⚠️ {e(warn)}.</p>" if (warn := none_int8_text(rec)) else "")
         )
     else:
         parts.append(f"<p>No layer left int8: all {c.get('int8', 0)} stayed int8.</p>")

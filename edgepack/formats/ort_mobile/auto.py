@@ -25,7 +25,7 @@ import numpy as np
 
 from ...quantize_search.search import LastSession, split_calibration, standard_fixes
 from ...quantize_search.sensitivity import CAP_DB, added_db, default_axis, own_rounding_db
-from .quantize import calibrate_minmax, merge_minmax, prepare_for_int8, quantize_prepared, weight_quant_params
+from .quantize import calibrate_minmax, merge_minmax, prepare_for_int8, quantised_op_types, quantize_prepared, weight_quant_params
 from .quantiser_speed import QuantiserMemo
 
 # Node types ONNX Runtime's QDQ quantiser quantises (its registry), read at first use.
@@ -94,10 +94,9 @@ class OrtBackend:
         if self._layers is None:
             import onnx
             from onnx import helper
-            from onnxruntime.quantization.registry import QDQRegistry, QLinearOpsRegistry
 
             model = onnx.load(str(self.prepared(self.quant.per_channel)[0]))
-            quantisable = set(QDQRegistry) | set(QLinearOpsRegistry)
+            quantisable = quantised_op_types()
             inits = {t.name for t in model.graph.initializer}
             nodes = list(model.graph.node)
             for i, node in enumerate(nodes):

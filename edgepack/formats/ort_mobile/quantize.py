@@ -262,15 +262,22 @@ def widen_ranges(src: Path, dest: Path, margin: float, overrides: dict[str, tupl
     return dest
 
 
-def calibrate_minmax(pre: Path, samples: list[Sample], input_names: dict[str, str], dest: Path) -> Path:
-    """ONNX Runtime's MinMax calibration of the prepared model `pre` over `samples`, saved as its
-    calibration cache `dest`: the calibrator quantize_static creates (every type its QDQ and QLinear
-    registries quantise; asymmetric ranges, no moving average), without the quantisation after it."""
-    from onnxruntime.quantization.calibrate import CalibrationMethod, create_calibrator, save_tensors_data
+def quantised_op_types() -> set[str]:
+    """The node types ONNX Runtime's quantiser quantises, and quantize_static calibrates: those of
+    its QDQ and QLinear registries."""
     from onnxruntime.quantization.registry import QDQRegistry, QLinearOpsRegistry
 
+    return set(QDQRegistry) | set(QLinearOpsRegistry)
+
+
+def calibrate_minmax(pre: Path, samples: list[Sample], input_names: dict[str, str], dest: Path) -> Path:
+    """ONNX Runtime's MinMax calibration of the prepared model `pre` over `samples`, saved as its
+    calibration cache `dest`: the calibrator quantize_static creates (every quantised_op_types type;
+    asymmetric ranges, no moving average), without the quantisation after it."""
+    from onnxruntime.quantization.calibrate import CalibrationMethod, create_calibrator, save_tensors_data
+
     with tempfile.TemporaryDirectory(prefix="calib.", dir=dest.parent) as tmp:
-        calibrator = create_calibrator(Path(pre), sorted(set(QDQRegistry) | set(QLinearOpsRegistry)),
+        calibrator = create_calibrator(Path(pre), sorted(quantised_op_types()),
                                        augmented_model_path=str(Path(tmp) / "augmented_model.onnx"),
                                        calibrate_method=CalibrationMethod.MinMax)
         calibrator.collect_data(_Reader(input_names, iter(samples)))
